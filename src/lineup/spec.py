@@ -1,0 +1,288 @@
+"""Study files: the schema, validation with clear messages, and expansion into runs.
+
+A study is data x models x seeds trained under one protocol. Each model entry is either a baseline
+(``model = "lenet5"``) or a variant of another entry (``base = "lenet5"``) that overrides some of its
+model options or training settings. Expansion resolves every entry against the study's defaults and
+gives each run a content hash: the same resolved spec on the same data is the same run, whatever the
+study or the entry is called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lineup._schema import as_dict, opt, parse_section
+from lineup.errors import SpecError
+
+#: Bumped when the meaning of a resolved run spec changes, so old results are not reused by mistake.
+RUN_FORMAT = 1
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
+
+
+@dataclass(frozen=True)
+class StudySection:
+    name: str = opt(..., "identifier of the study in the store: letters, digits, '_', '.', '+', '-'")
+    title: str = opt("", "one-line title shown at the top of the report")
+    description: str = opt("", "what question the study answers, shown in the report")
+    seeds: list[int] = opt([0], "seeds: every model is trained once per seed", min=0)
+    baseline: str = opt("", "name of the model entry that every other is compared with (default: the first)")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    dataset: str = opt(..., "catalog name of the dataset, see `lineup datasets`")
+    root: str | None = opt(None, "directory holding the dataset's files (default: the search order of the catalog)")
+    classes: list[int] | None = opt(None, "keep only these classes, relabelled 0..k-1 in this order", min=0)
+    train_size: int | None = opt(None, "stratified subset of the training split, in examples", gt=0)
+    val_fraction: float = opt(0.1, "fraction of the training data held out for validation", gt=0.0, max=0.5)
+    test_size: int | None = opt(None, "stratified subset of the test split, in examples", gt=0)
+    split_seed: int = opt(0, "seed of the train/validation split (fixed across runs, unlike the run seeds)", min=0)
+    download: bool = opt(True, "download missing files from the dataset's mirrors, verified by checksum")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSection:
+    monitor: str = opt("val_loss", "epoch metric to watch, e.g. val_loss, val_acc, train_loss")
+    mode: str = opt("auto", "min or max; auto: max for *acc*, min otherwise", choices=("auto", "min", "max"))
+    patience: int = opt(3, "epochs without improvement before stopping", min=1)
+    min_delta: float = opt(0.0, "smallest change that counts as an improvement", min=0.0)
+    restore_best: bool = opt(True, "restore the weights of the best epoch when training ends")
+
+
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "grad_norm")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    optimizer: str = opt("adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop"))
+    lr: float = opt(1e-3, "learning rate", gt=0.0)
+    momentum: float = opt(0.9, "momentum of sgd and rmsprop", min=0.0, max=1.0)
+    weight_decay: float = opt(0.0, "L2 penalty coefficient (0 = none)", min=0.0)
+    weight_decay_mode: str = opt(
+        "coupled",
+        "coupled: lambda*w added to the gradient (classic L2, torch's weight_decay); "
+        "decoupled: weights shrunk directly as in AdamW (Loshchilov & Hutter, arXiv:1711.05101)",
+        choices=("coupled", "decoupled"),
+    )
+    batch_size: int = opt(64, "examples per training step", min=1)
+    epochs: int = opt(10, "maximum number of passes over the training split", min=1)
+    objective: str = opt("auto", "training objective; auto: the model's own (cross_entropy for classifiers)")
+    early_stopping: EarlyStoppingSection | None = opt(None, "stop when a metric stops improving (absent: never)")
+    eval_batch_size: int = opt(1024, "examples per evaluation batch (no gradients, so larger is faster)", min=1)
+    device: str = opt("auto", "auto (first CUDA device, else CPU), cpu, cuda or cuda:N")
+    threads: int = opt(0, "CPU threads for this run (0: torch's default, all cores)", min=0)
+
+
+@dataclass(frozen=True)
+class ProtocolSection:
+    refit: bool = opt(
+        False,
+        "after training with validation, retrain from scratch on train+validation for the epoch count chosen "
+        "on validation, and evaluate that model on the test set too (both results are kept)",
+    )
+    failure_cases: int = opt(16, "most confident test mistakes kept per run for the report", min=0, max=256)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str = opt(..., "label of this entry in the report; unique within the study")
+    model: str | None = opt(None, "registered model, see `lineup models` (required unless base is given)")
+    base: str | None = opt(None, "name of another entry that this one is a variant of")
+    options: dict[str, Any] = opt({}, "model options, overriding the base entry's")
+    train: dict[str, Any] = opt({}, "training settings overriding [train] (and the base entry's)")
+    description: str = opt("", "what this variant changes, shown in the report")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study file."""
+
+    study: StudySection
+    data: DataSection
+    train: TrainSection
+    protocol: ProtocolSection
+    models: list[ModelEntry]
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    @property
+    def baseline(self) -> str:
+        return self.study.baseline or self.models[0].name
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: as_dict(getattr(self, k)) for k in ("study", "data", "train", "protocol")}
+        d["models"] = [as_dict(m) for m in self.models]
+        return d
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a resolved model and training configuration on one dataset with one seed.
+
+    ``spec`` is plain JSON data; ``hash`` identifies the run in the store (with the data version).
+    """
+
+    study: str
+    label: str
+    seed: int
+    spec: dict[str, Any]
+    hash: str
+
+    @property
+    def short(self) -> str:
+        return self.hash[:12]
+
+
+_SECTIONS = {"study": StudySection, "data": DataSection, "train": TrainSection, "protocol": ProtocolSection}
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file.
+
+    Raises:
+        SpecError: on a syntax error, unknown key, wrong type or inconsistent entries; names file and key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError(f"cannot read the study file: {e.strerror}", file=str(path)) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"TOML syntax error: {e}. Fix the file's syntax (see https://toml.io).", file=str(path)) from None
+    return parse_study(doc, file=str(path))
+
+
+def parse_study(doc: dict[str, Any], *, file: str | None = None) -> Study:
+    """Validate a parsed study document (see ``load_study``)."""
+    allowed = [*_SECTIONS, "models"]
+    for k in doc:
+        if k not in allowed:
+            from lineup._registry import did_you_mean
+
+            raise SpecError(
+                f"unknown section {k!r}.{did_you_mean(k, allowed)} Allowed sections: {', '.join(allowed)}.",
+                file=file,
+                key=k,
+            )
+    for required in ("study", "data", "models"):
+        if required not in doc:
+            raise SpecError(f"missing section [{required}]" if required != "models" else
+                            "no models: add at least one [[models]] entry with a name and a model",
+                            file=file, key=required)
+    sections = {k: parse_section(cls, doc.get(k, {}), key=k, file=file) for k, cls in _SECTIONS.items()}
+    if not isinstance(doc["models"], list):
+        raise SpecError("expected an array of tables: write each entry as [[models]]", file=file, key="models")
+    if not doc["models"]:
+        raise SpecError("no models: add at least one [[models]] entry with a name and a model", file=file,
+                        key="models")
+    models = [parse_section(ModelEntry, m, key=f"models[{i}]", file=file) for i, m in enumerate(doc["models"])]
+    study = Study(models=models, source=file, **sections)  # type: ignore[arg-type]
+    _check_entries(study, file)
+    return study
+
+
+def _check_entries(study: Study, file: str | None) -> None:
+    if not _NAME.match(study.study.name):
+        raise SpecError(
+            f"{study.study.name!r} is not a valid study name: use letters, digits, '_', '.', '+', '-' "
+            "(at most 80, starting with a letter or digit)", file=file, key="study.name")
+    if len(set(study.study.seeds)) != len(study.study.seeds):
+        raise SpecError(f"duplicate seeds in {study.study.seeds}", file=file, key="study.seeds")
+    if not study.study.seeds:
+        raise SpecError("no seeds: give at least one, e.g. seeds = [0]", file=file, key="study.seeds")
+    names = [m.name for m in study.models]
+    for i, m in enumerate(study.models):
+        key = f"models[{i}]"
+        if m.name in names[:i]:
+            raise SpecError(f"duplicate model name {m.name!r}: each entry needs its own name", file=file,
+                            key=f"{key}.name")
+        if not m.name.strip():
+            raise SpecError("empty model name", file=file, key=f"{key}.name")
+        if m.model is None and m.base is None:
+            raise SpecError("give either model = \"<registered model>\" or base = \"<another entry>\"",
+                            file=file, key=key)
+        if m.base is not None and m.base not in names:
+            from lineup._registry import did_you_mean
+
+            raise SpecError(f"base {m.base!r} is not the name of any entry.{did_you_mean(m.base, names)} "
+                            f"Entries: {', '.join(names)}.", file=file, key=f"{key}.base")
+        if m.base == m.name:
+            raise SpecError("an entry cannot be a variant of itself", file=file, key=f"{key}.base")
+        for k in m.train:
+            if k not in {f.name for f in dataclasses.fields(TrainSection)}:
+                parse_section(TrainSection, {k: m.train[k]}, key=f"{key}.train", file=file)
+    if study.study.baseline and study.study.baseline not in names:
+        raise SpecError(f"baseline {study.study.baseline!r} is not the name of any entry. Entries: "
+                        f"{', '.join(names)}.", file=file, key="study.baseline")
+    for i, _ in enumerate(study.models):
+        resolve_entry(study, i)
+
+
+def resolve_entry(study: Study, index: int) -> tuple[str, dict[str, Any], TrainSection]:
+    """The registered model name, options and training settings of entry ``index``, bases applied."""
+    file = study.source
+    chain: list[ModelEntry] = []
+    by_name = {m.name: m for m in study.models}
+    entry: ModelEntry | None = study.models[index]
+    while entry is not None:
+        if entry in chain:
+            cycle = " -> ".join(e.name for e in [*chain, entry])
+            raise SpecError(f"variants form a cycle: {cycle}", file=file, key=f"models[{index}].base")
+        chain.append(entry)
+        entry = by_name[entry.base] if entry.base else None
+    arch = None
+    options: dict[str, Any] = {}
+    train = as_dict(study.train)
+    for e in reversed(chain):  # the root first, then each variant's overrides
+        arch = e.model or arch
+        options.update(e.options)
+        for k, v in e.train.items():
+            if k == "early_stopping" and isinstance(v, dict) and isinstance(train.get(k), dict):
+                train[k] = {**train[k], **v}
+            else:
+                train[k] = v
+    train_section = parse_section(TrainSection, train, key=f"models[{index}].train", file=file)
+    assert arch is not None  # guaranteed by _check_entries: the root of a chain names a model
+    return arch, options, train_section
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def expand(study: Study, *, data_version: str) -> list[RunSpec]:
+    """Every run of the study: one per model entry and seed, in the order of the file.
+
+    Args:
+        data_version: identifies the loaded data (files and derivation); part of every hash.
+    """
+    runs = []
+    for i, entry in enumerate(study.models):
+        arch, options, train = resolve_entry(study, i)
+        for seed in study.study.seeds:
+            spec = {
+                "format": RUN_FORMAT,
+                "data": as_dict(study.data),
+                "data_version": data_version,
+                "model": {"name": arch, "options": options},
+                "train": as_dict(train),
+                "protocol": as_dict(study.protocol),
+                "seed": seed,
+            }
+            # Where the data files were found does not change the data; the version covers the content.
+            hashed = {**spec, "data": {k: v for k, v in spec["data"].items() if k not in ("root", "download")}}
+            runs.append(RunSpec(study=study.name, label=entry.name, seed=seed, spec=spec, hash=_digest(hashed)))
+    return runs
