@@ -1,0 +1,226 @@
+"""The fit loop: one short, explicit loop for every model and objective.
+
+Pseudo-code of ``fit`` (the engine never knows which model it trains)::
+
+    for epoch in range(max_epochs):
+        for x, y in batches(train, order=epoch_order(seed, epoch)):
+            loss = objective.loss(model(x), y); backward; record grad norm; optimizer.step()
+        metrics = running train loss/acc + evaluate(model, val)
+        history.append(metrics); callbacks.on_epoch_end(...)   # early stopping, divergence guard
+        if state.should_stop: break
+    callbacks.on_fit_end(...)   # e.g. restore the best weights
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lineup.data._types import Normalization, Split
+from lineup.data.batching import epoch_order, iter_batches, num_batches
+from lineup.train.callbacks import Callback
+from lineup.train.objectives import Objective
+
+
+@dataclass
+class History:
+    """Plain-data training history (after skorch/Keras): per-epoch dicts and every step's loss."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "step_loss": self.step_loss}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> History:
+        return History(epochs=list(d["epochs"]), step_loss=list(d["step_loss"]))
+
+
+@dataclass
+class TrainState:
+    """Everything the loop and its callbacks share; what a checkpoint needs to resume."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    history: History
+    max_epochs: int
+    steps_per_epoch: int
+    epoch: int = 0
+    step: int = 0
+    should_stop: bool = False
+    stop_reason: str = ""
+    diverged: bool = False
+    diverged_step: int | None = None
+    restored_epoch: int | None = None
+
+    def mark_diverged(self, reason: str) -> None:
+        self.diverged, self.diverged_step = True, self.step
+        self.should_stop, self.stop_reason = True, f"diverged: {reason}"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser part of a run's training settings."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    weight_decay_mode: str = "coupled"
+
+
+def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Adam, AdamW, SGD with momentum or RMSprop with coupled or decoupled weight decay.
+
+    Coupled decay adds ``weight_decay * w`` to the gradient (L2 regularisation; for Adam it is then scaled
+    by the adaptive step, Loshchilov & Hutter, arXiv:1711.05101). Decoupled decay shrinks the weights by
+    ``lr * weight_decay`` each step, independently of the gradient.
+    """
+    wd, lr = cfg.weight_decay, cfg.lr
+    decoupled = cfg.weight_decay_mode == "decoupled" or cfg.name == "adamw"
+    if cfg.name in ("adam", "adamw"):
+        if decoupled:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if cfg.name == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=0.0 if decoupled else wd)
+    elif cfg.name == "rmsprop":
+        opt = torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=0.0 if decoupled else wd)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.name!r}")
+    if decoupled and wd > 0:
+        _add_decoupled_decay(opt, wd)
+    return opt
+
+
+def _add_decoupled_decay(opt: torch.optim.Optimizer, wd: float) -> None:
+    # SGD and RMSprop have no decoupled option in torch: shrink the weights before each step.
+    def shrink(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.mul_(1 - group["lr"] * wd)
+
+    opt.register_step_pre_hook(shrink)
+
+
+@dataclass
+class Evaluation:
+    """Predictions of a model on one split, in the split's order."""
+
+    loss: float
+    acc: float
+    probs: np.ndarray  # (N, K) float32
+    y: np.ndarray  # (N,) int64
+    index: np.ndarray  # (N,) int64, positions in the source file
+
+    @property
+    def pred(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, objective: Objective, split: Split, norm: Normalization, *,
+             device: torch.device, batch_size: int = 1024) -> Evaluation:
+    """Loss, accuracy and class probabilities of ``model`` on ``split`` (eval mode, no autograd)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    probs = []
+    for x, y in iter_batches(split, norm, batch_size=batch_size, device=device):
+        out = model(x)
+        loss_sum += objective.loss_sum(out, y)
+        probs.append(objective.predict_proba(out).float())
+    model.train(was_training)
+    p = torch.cat(probs).cpu().numpy()
+    y_np = split.y.cpu().numpy()
+    n = max(len(split), 1)
+    return Evaluation(loss=float(loss_sum) / n, acc=float((p.argmax(1) == y_np).mean()) if len(split) else 0.0,
+                      probs=p, y=y_np, index=split.index.cpu().numpy())
+
+
+def _grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, train: Split,
+        norm: Normalization, *, epochs: int, batch_size: int, seed: int, device: torch.device,
+        val: Split | None = None, eval_batch_size: int = 1024,
+        callbacks: Sequence[Callback] = ()) -> TrainState:
+    """Train ``model`` in place and return the final state with its history.
+
+    Args:
+        model: on ``device`` already.
+        objective: maps outputs to a loss and to class probabilities.
+        optimizer: over ``model``'s parameters.
+        train: training examples; shuffled per epoch as a pure function of ``(seed, epoch)``.
+        norm: normalisation applied to each batch.
+        epochs: maximum number of epochs.
+        batch_size: examples per step.
+        seed: run seed (shuffling; the caller seeds the global RNGs for initialisation and dropout).
+        device: where batches go.
+        val: validation split, evaluated after every epoch (``None``: no val_* metrics).
+        eval_batch_size: batch size of evaluation passes.
+        callbacks: hooks in the order given.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    state = TrainState(model=model, optimizer=optimizer, history=History(), max_epochs=epochs,
+                       steps_per_epoch=num_batches(len(train), batch_size))
+    for cb in callbacks:
+        cb.on_fit_start(state)
+    model.train()
+    while state.epoch < epochs and not state.should_stop:
+        for cb in callbacks:
+            cb.on_epoch_start(state)
+        t0 = time.perf_counter()
+        # Per-step values stay on the device and are read once per epoch: no host sync inside the loop.
+        losses, correct, norms = [], torch.zeros((), dtype=torch.long, device=device), []
+        order = epoch_order(len(train), seed=seed, epoch=state.epoch)
+        for x, y in iter_batches(train, norm, batch_size=batch_size, device=device, order=order):
+            out = model(x)
+            loss = objective.loss(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norms.append(_grad_norm(params))
+            optimizer.step()
+            with torch.no_grad():
+                correct += (objective.predict_proba(out).argmax(1) == y).sum()
+            losses.append(loss.detach())
+            state.step += 1
+            for cb in callbacks:
+                cb.on_step_end(state, loss.detach())
+            if state.should_stop:
+                break
+        step_losses = torch.stack(losses).float().cpu()
+        state.history.step_loss.extend(step_losses.tolist())
+        seen = min(len(losses) * batch_size, len(train))
+        metrics: dict[str, float] = {
+            "epoch": state.epoch + 1,  # epochs completed, so 1 is the first
+            "step": state.step,
+            # Averages over the epoch's batches while the weights changed (as Keras reports them).
+            "train_loss": float(step_losses.mean()),
+            "train_acc": float(correct) / seen,
+            "grad_norm": float(torch.stack(norms).float().mean()),
+            "lr": float(optimizer.param_groups[0]["lr"]),
+        }
+        if val is not None and not state.diverged:
+            ev = evaluate(model, objective, val, norm, device=device, batch_size=eval_batch_size)
+            metrics.update(val_loss=ev.loss, val_acc=ev.acc)
+        metrics["time_s"] = time.perf_counter() - t0
+        state.history.epochs.append(metrics)
+        for cb in callbacks:
+            cb.on_epoch_end(state, metrics)
+        state.epoch += 1
+    for cb in callbacks:
+        cb.on_fit_end(state)
+    return state
