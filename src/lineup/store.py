@@ -1,0 +1,279 @@
+"""The results store: one SQLite database (WAL) plus an artifact folder, written by one process.
+
+Tables:
+    studies     name, the validated study as JSON, its source file, timestamps.
+    runs        one row per run hash: resolved spec, status, seed, provenance, final metrics.
+    study_runs  which runs belong to which study, under which model label (a run may serve several studies).
+    epochs      per-epoch metrics (long format: run, epoch, name, value).
+    steps       the training loss of every step.
+    predictions per run and split: example indices, true labels and class probabilities (arrays as blobs).
+    failures    per run: the most confident test mistakes, with their images (uint8 blobs).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lineup.errors import LineupError
+
+SCHEMA_VERSION = 1
+
+#: Run states. ``pending`` runs are known but not started; ``running`` ones were started by a process.
+STATUSES = ("pending", "running", "complete", "diverged", "failed")
+FINISHED = ("complete", "diverged")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY, spec TEXT NOT NULL, source TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    hash TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL, seed INTEGER NOT NULL,
+    model TEXT NOT NULL, device TEXT, provenance TEXT, summary TEXT, error TEXT,
+    started REAL, finished REAL, wall_time REAL);
+CREATE TABLE IF NOT EXISTS study_runs (
+    study TEXT NOT NULL REFERENCES studies(name), run TEXT NOT NULL REFERENCES runs(hash),
+    label TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (study, run));
+CREATE TABLE IF NOT EXISTS epochs (
+    run TEXT NOT NULL, phase TEXT NOT NULL, epoch INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run, phase, epoch, name));
+CREATE TABLE IF NOT EXISTS steps (
+    run TEXT NOT NULL, phase TEXT NOT NULL, step INTEGER NOT NULL, loss REAL,
+    PRIMARY KEY (run, phase, step));
+CREATE TABLE IF NOT EXISTS predictions (
+    run TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, k INTEGER NOT NULL,
+    idx BLOB NOT NULL, y BLOB NOT NULL, probs BLOB NOT NULL, PRIMARY KEY (run, split));
+CREATE TABLE IF NOT EXISTS failures (
+    run TEXT NOT NULL, rank INTEGER NOT NULL, idx INTEGER NOT NULL, y INTEGER NOT NULL, pred INTEGER NOT NULL,
+    confidence REAL NOT NULL, shape TEXT NOT NULL, image BLOB NOT NULL, PRIMARY KEY (run, rank));
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A stored run as plain data."""
+
+    hash: str
+    label: str
+    seed: int
+    model: str
+    status: str
+    spec: dict[str, Any]
+    summary: dict[str, Any]
+    provenance: dict[str, Any]
+    device: str | None
+    error: str | None
+    wall_time: float | None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    index: np.ndarray  # (N,) int64
+    y: np.ndarray  # (N,) int64
+    probs: np.ndarray  # (N, K) float32
+
+    @property
+    def pred(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+
+@dataclass(frozen=True)
+class Failure:
+    index: int
+    y: int
+    pred: int
+    confidence: float
+    image: np.ndarray  # (C, H, W) uint8
+
+
+class Store:
+    """Open (creating if needed) the store in directory ``root``.
+
+    Args:
+        root: directory of ``lineup.sqlite`` and the ``artifacts/`` folder.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "lineup.sqlite"
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if found is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(found[0]) != SCHEMA_VERSION:
+            raise LineupError(f"{self.path} has store schema {found[0]}; this lineup reads {SCHEMA_VERSION}. "
+                              "Use a lineup version that matches, or a new --store directory.")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def artifact_dir(self, run_hash: str) -> Path:
+        """The run's artifact folder, derived from its hash alone so no name can escape the store."""
+        if not all(c in "0123456789abcdef" for c in run_hash):
+            raise ValueError(f"not a run hash: {run_hash!r}")
+        return self.root / "artifacts" / run_hash[:2] / run_hash
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def register_study(self, name: str, spec: dict[str, Any], source: str | None,
+                       runs: list[tuple[str, str, int, str, dict[str, Any]]]) -> None:
+        """Record a study and its runs (``hash, label, seed, model, spec``); known runs are kept as they are."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                       "spec=excluded.spec, source=excluded.source, updated=excluded.updated",
+                       (name, json.dumps(spec), source, now, now))
+            db.execute("DELETE FROM study_runs WHERE study = ?", (name,))
+            for pos, (h, label, seed, model, run_spec) in enumerate(runs):
+                db.execute("INSERT OR IGNORE INTO runs (hash, spec, status, seed, model) VALUES (?, ?, 'pending', ?, ?)",
+                           (h, json.dumps(run_spec, sort_keys=True), seed, model))
+                db.execute("INSERT INTO study_runs VALUES (?, ?, ?, ?)", (name, h, label, pos))
+
+    def mark_running(self, run_hash: str, device: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET status='running', device=?, started=?, error=NULL WHERE hash=?",
+                       (device, time.time(), run_hash))
+
+    def mark_failed(self, run_hash: str, error: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET status='failed', error=?, finished=? WHERE hash=?",
+                       (error, time.time(), run_hash))
+
+    def save_result(self, run_hash: str, result: Any) -> None:
+        """Store a finished run (a ``lineup.study.RunResult``) in one transaction."""
+        with self._tx() as db:
+            for table in ("epochs", "steps", "predictions", "failures"):
+                db.execute(f"DELETE FROM {table} WHERE run=?", (run_hash,))
+            for phase, history in result.histories.items():
+                db.executemany(
+                    "INSERT INTO epochs VALUES (?, ?, ?, ?, ?)",
+                    [(run_hash, phase, int(m["epoch"]), k, float(v))
+                     for m in history.epochs for k, v in m.items() if k != "epoch"])
+                db.executemany("INSERT INTO steps VALUES (?, ?, ?, ?)",
+                               [(run_hash, phase, i + 1, v) for i, v in enumerate(history.step_loss)])
+            for split, ev in result.evaluations.items():
+                probs = np.ascontiguousarray(ev.probs, dtype=np.float32)
+                db.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (run_hash, split, probs.shape[0], probs.shape[1],
+                            np.ascontiguousarray(ev.index, dtype=np.int64).tobytes(),
+                            np.ascontiguousarray(ev.y, dtype=np.int64).tobytes(), probs.tobytes()))
+            db.executemany("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(run_hash, r, f.index, f.y, f.pred, f.confidence, json.dumps(list(f.image.shape)),
+                             np.ascontiguousarray(f.image, dtype=np.uint8).tobytes())
+                            for r, f in enumerate(result.failures)])
+            db.execute("UPDATE runs SET status=?, summary=?, provenance=?, device=?, error=?, finished=?, "
+                       "wall_time=? WHERE hash=?",
+                       (result.status, json.dumps(result.summary), json.dumps(result.provenance), result.device,
+                        result.error, time.time(), result.wall_time, run_hash))
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def studies(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT s.name, s.source, s.updated, COUNT(r.hash), SUM(r.status='complete'), "
+            "SUM(r.status='diverged'), SUM(r.status='failed') FROM studies s "
+            "LEFT JOIN study_runs sr ON sr.study = s.name LEFT JOIN runs r ON r.hash = sr.run "
+            "GROUP BY s.name ORDER BY s.updated DESC").fetchall()
+        return [{"name": n, "source": src, "updated": up, "runs": total, "complete": c or 0,
+                 "diverged": d or 0, "failed": f or 0} for n, src, up, total, c, d, f in rows]
+
+    def study_spec(self, name: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT spec FROM studies WHERE name=?", (name,)).fetchone()
+        if row is None:
+            known = [s["name"] for s in self.studies()]
+            from lineup._registry import did_you_mean
+
+            raise LineupError(f"no study {name!r} in {self.path}.{did_you_mean(name, known)} "
+                              f"Stored studies: {', '.join(known) or 'none'}. Run `lineup run STUDY.toml` first.")
+        return json.loads(row[0])  # type: ignore[no-any-return]
+
+    _RUN_COLS = ("r.hash, sr.label, r.seed, r.model, r.status, r.spec, r.summary, r.provenance, r.device, "
+                 "r.error, r.wall_time")
+
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> RunRecord:
+        h, label, seed, model, status, spec, summary, prov, device, error, wall = row
+        return RunRecord(hash=h, label=label, seed=seed, model=model, status=status, spec=json.loads(spec),
+                         summary=json.loads(summary) if summary else {},
+                         provenance=json.loads(prov) if prov else {}, device=device, error=error, wall_time=wall)
+
+    def runs(self, study: str) -> list[RunRecord]:
+        """The study's runs in the order of its file (model entries, then seeds)."""
+        self.study_spec(study)
+        rows = self._db.execute(f"SELECT {self._RUN_COLS} FROM study_runs sr JOIN runs r ON r.hash = sr.run "
+                                "WHERE sr.study=? ORDER BY sr.position", (study,)).fetchall()
+        return [self._record(r) for r in rows]
+
+    def run(self, prefix: str) -> RunRecord:
+        """The run whose hash starts with ``prefix`` (at least 4 characters)."""
+        if len(prefix) < 4 or not all(c in "0123456789abcdef" for c in prefix):
+            raise LineupError(f"{prefix!r} is not a run id: give at least 4 hex digits of a hash (`lineup ls STUDY`).")
+        rows = self._db.execute(f"SELECT {self._RUN_COLS} FROM runs r LEFT JOIN study_runs sr ON sr.run = r.hash "
+                                "WHERE r.hash LIKE ? GROUP BY r.hash", (prefix + "%",)).fetchall()
+        if not rows:
+            raise LineupError(f"no run {prefix!r} in {self.path}; `lineup ls STUDY` lists run ids.")
+        if len(rows) > 1:
+            raise LineupError(f"{prefix!r} matches {len(rows)} runs; give more digits.")
+        return self._record(rows[0])
+
+    def status(self, run_hash: str) -> str | None:
+        row = self._db.execute("SELECT status FROM runs WHERE hash=?", (run_hash,)).fetchone()
+        return row[0] if row else None
+
+    def epochs(self, run_hash: str, phase: str = "train") -> list[dict[str, float]]:
+        """Per-epoch metrics as a list of dicts, in epoch order."""
+        out: dict[int, dict[str, float]] = {}
+        for epoch, name, value in self._db.execute(
+                "SELECT epoch, name, value FROM epochs WHERE run=? AND phase=? ORDER BY epoch", (run_hash, phase)):
+            out.setdefault(epoch, {"epoch": epoch})[name] = value
+        return list(out.values())
+
+    def step_losses(self, run_hash: str, phase: str = "train") -> np.ndarray:
+        rows = self._db.execute("SELECT loss FROM steps WHERE run=? AND phase=? ORDER BY step",
+                                (run_hash, phase)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.float64)
+
+    def predictions(self, run_hash: str, split: str = "test") -> Predictions | None:
+        row = self._db.execute("SELECT n, k, idx, y, probs FROM predictions WHERE run=? AND split=?",
+                               (run_hash, split)).fetchone()
+        if row is None:
+            return None
+        n, k, idx, y, probs = row
+        return Predictions(index=np.frombuffer(idx, dtype=np.int64), y=np.frombuffer(y, dtype=np.int64),
+                           probs=np.frombuffer(probs, dtype=np.float32).reshape(n, k))
+
+    def failures(self, run_hash: str) -> list[Failure]:
+        rows = self._db.execute("SELECT idx, y, pred, confidence, shape, image FROM failures WHERE run=? "
+                                "ORDER BY rank", (run_hash,)).fetchall()
+        return [Failure(index=i, y=y, pred=p, confidence=c,
+                        image=np.frombuffer(img, dtype=np.uint8).reshape(json.loads(shape)))
+                for i, y, p, c, shape, img in rows]
