@@ -1,0 +1,31 @@
+"""Models: a registry of classic architectures behind one interface (``forward_features`` / ``forward_head``).
+
+>>> from lineup.models import create_model
+>>> model = create_model("lenet5", (1, 28, 28), 10, batch_norm=True)
+"""
+
+from lineup.models import lenet, linear, mlp  # noqa: F401 - imported so their models register
+from lineup.models._base import InputShape, LineupModel
+from lineup.models._registry import (
+    create_model,
+    list_models,
+    model_doc,
+    model_options,
+    register_model,
+    register_variant,
+)
+from lineup.models.summary import LayerRow, ModelSummary, summarize
+
+__all__ = [
+    "InputShape",
+    "LayerRow",
+    "LineupModel",
+    "ModelSummary",
+    "create_model",
+    "list_models",
+    "model_doc",
+    "model_options",
+    "register_model",
+    "register_variant",
+    "summarize",
+]
