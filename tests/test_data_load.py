@@ -1,0 +1,160 @@
+"""``lineup.data.load``: the derivation of train/val/test from a catalog dataset, on scikit-learn's digits.
+
+digits (1,797 images; a fixed 1,438/359 train/test split) is small and always installed, so these tests run
+the real code path end to end in milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lineup.data
+from lineup.data import DataBundle, Split, catalog, list_datasets, load
+from lineup.data.splits import stratified_split
+from lineup.errors import SpecError, UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def by_row() -> tuple[np.ndarray, np.ndarray]:
+    """digits' images and labels indexed by row of the source file, rebuilt from the raw train/test split."""
+    raw = catalog.load_raw("digits")
+    x = np.empty((1797, 1, 8, 8), dtype=np.uint8)
+    y = np.empty(1797, dtype=np.int64)
+    for xs, ys, index in (
+        (raw.train_x, raw.train_y, raw.train_index),
+        (raw.test_x, raw.test_y, raw.test_index),
+    ):
+        x[index], y[index] = xs, ys
+    return x, y
+
+
+def _rows(split: Split) -> set[int]:
+    return set(split.index.tolist())
+
+
+def test_default_bundle() -> None:
+    bundle = load("digits")
+    assert isinstance(bundle, DataBundle)
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (1294, 144, 359)  # 1,438 * 0.1 = 143.8
+    assert bundle.train.x.dtype == torch.uint8 and bundle.train.x.shape[1:] == (1, 8, 8)
+    assert bundle.train.y.dtype == bundle.train.index.dtype == torch.int64
+    assert bundle.input_shape == (1, 8, 8)
+    assert bundle.classes == [str(d) for d in range(10)]
+    assert bundle.normalization.mean == catalog.Digits.mean
+    assert "digits" in list_datasets()
+    # Validation comes out of the training split only, and every class is in it.
+    assert not _rows(bundle.train) & _rows(bundle.val)
+    assert _rows(bundle.train) | _rows(bundle.val) == set(catalog.load_raw("digits").train_index.tolist())
+    assert torch.bincount(bundle.val.y).min() >= 14
+
+
+def test_every_example_points_back_at_its_source_row(by_row: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = by_row
+    bundle = load("digits", classes=[3, 8], train_size=100, test_size=50)
+    for split in (bundle.train, bundle.val, bundle.test):
+        rows = split.index.numpy()
+        assert np.array_equal(split.x.numpy(), x[rows])
+        assert np.array_equal(np.array([3, 8])[split.y.numpy()], y[rows])  # label 0 is digit 3, 1 is digit 8
+
+
+def test_class_subset_relabels_in_the_given_order() -> None:
+    bundle = load("digits", classes=[8, 3])
+    assert bundle.classes == ["8", "3"]
+    assert bundle.num_classes == 2
+    assert set(bundle.test.y.tolist()) == {0, 1}
+    assert len(bundle.test) == int(np.isin(catalog.load_raw("digits").test_y, [3, 8]).sum())
+    assert "classes: 2 of 10 kept (8, 3), relabelled 0..1 in that order" in bundle.notes
+
+
+def test_validation_split_does_not_depend_on_train_size() -> None:
+    full = load("digits", split_seed=4)
+    small = load("digits", split_seed=4, train_size=200)
+    assert torch.equal(small.val.index, full.val.index)
+    assert len(small.train) == 200
+    assert _rows(small.train) < _rows(full.train)
+    # Stratified: each class within one example of its proportional share of 200.
+    share = 200 * torch.bincount(full.train.y) / len(full.train)
+    assert (torch.bincount(small.train.y) - share).abs().max() < 1
+    assert "training subset: 200 of 1,294 images (stratified, split seed 4)" in small.notes
+
+
+def test_test_subset_is_stratified() -> None:
+    bundle = load("digits", test_size=100)
+    share = 100 * torch.bincount(load("digits").test.y) / 359
+    counts = torch.bincount(bundle.test.y, minlength=10)
+    assert counts.sum() == 100 and (counts - share).abs().max() < 1
+    assert "test subset: 100 of 359 images (stratified, split seed 0)" in bundle.notes
+
+
+def test_split_seed_changes_the_split() -> None:
+    a, b, c = load("digits", split_seed=0), load("digits", split_seed=0), load("digits", split_seed=1)
+    assert torch.equal(a.val.index, b.val.index) and a.version == b.version
+    assert not torch.equal(a.val.index, c.val.index)
+    assert torch.equal(a.test.index, c.test.index)  # the test split is the source's, whatever the seed
+
+
+def test_version_identifies_source_and_derivation() -> None:
+    raw_version = catalog.load_raw("digits").version
+    versions = {
+        load("digits").version,
+        load("digits", split_seed=1).version,
+        load("digits", train_size=500).version,
+        load("digits", test_size=100).version,
+        load("digits", val_fraction=0.2).version,
+        load("digits", classes=[3, 8]).version,
+        load("digits", classes=[8, 3]).version,  # same images, other labels
+    }
+    assert len(versions) == 7
+    assert all(v.startswith(raw_version + "+") for v in versions)
+
+
+def test_version_changes_when_the_rows_change_under_the_same_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = load("digits").version
+
+    def other_rows(y: np.ndarray, *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return stratified_split(y, val_fraction=val_fraction, seed=seed + 1)
+
+    # As if a new release drew validation rows differently: stored results must not be reused.
+    monkeypatch.setattr(lineup.data, "stratified_split", other_rows)
+    assert load("digits").version != before
+
+
+def test_no_validation_split() -> None:
+    bundle = load("digits", val_fraction=0.0)
+    assert len(bundle.val) == 0 and bundle.val.x.shape == (0, 1, 8, 8)
+    assert len(bundle.train) == 1438
+
+
+def test_bundles_do_not_share_memory_with_the_cache() -> None:
+    first = load("digits")
+    first.train.x.zero_()
+    first.train.y.zero_()
+    second = load("digits")
+    assert second.train.x.any() and second.train.y.any()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"train_size": 0},
+            r"train_size must be in 1..1,294 \(the training images left after the validation",
+        ),
+        ({"train_size": 1295}, r"train_size must be in 1..1,294"),
+        ({"test_size": 360}, r"test_size must be in 1..359 \(the test images\)"),
+        ({"classes": [3, 10]}, r"classes must be distinct labels of digits in 0..9"),
+        ({"classes": [3, 3]}, r"classes must be distinct labels"),
+        ({"classes": []}, r"classes must be distinct labels"),
+        ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\), got 1.0"),
+    ],
+)
+def test_options_that_do_not_fit_the_dataset(options: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        load("digits", **options)
+
+
+def test_unknown_dataset() -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'digits'"):
+        load("digit")
