@@ -7,8 +7,17 @@ import torch
 from torch import nn
 
 from lineup.data._types import Normalization, Split
-from lineup.train import (DivergenceGuard, EarlyStopping, History, OptimConfig, TrainState, build_optimizer,
-                          create_objective, evaluate, fit)
+from lineup.train import (
+    DivergenceGuard,
+    EarlyStopping,
+    History,
+    OptimConfig,
+    TrainState,
+    build_optimizer,
+    create_objective,
+    evaluate,
+    fit,
+)
 
 NORM = Normalization(mean=(0.0,), std=(1.0,), scale=1.0)
 

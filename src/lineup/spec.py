@@ -161,7 +161,8 @@ def load_study(path: str | Path) -> Study:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"TOML syntax error: {e}. Fix the file's syntax (see https://toml.io).", file=str(path)) from None
+        raise SpecError(f"TOML syntax error: {e}. Fix the file's syntax (see https://toml.io).",
+                        file=str(path)) from None
     return parse_study(doc, file=str(path))
 
 

@@ -154,7 +154,8 @@ class Store:
                        (name, json.dumps(spec), source, now, now))
             db.execute("DELETE FROM study_runs WHERE study = ?", (name,))
             for pos, (h, label, seed, model, run_spec) in enumerate(runs):
-                db.execute("INSERT OR IGNORE INTO runs (hash, spec, status, seed, model) VALUES (?, ?, 'pending', ?, ?)",
+                db.execute("INSERT OR IGNORE INTO runs (hash, spec, status, seed, model) "
+                           "VALUES (?, ?, 'pending', ?, ?)",
                            (h, json.dumps(run_spec, sort_keys=True), seed, model))
                 db.execute("INSERT INTO study_runs VALUES (?, ?, ?, ?)", (name, h, label, pos))
 

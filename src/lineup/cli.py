@@ -1,0 +1,171 @@
+"""The command line: a thin layer over lineup's Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lineup.errors import LineupError
+
+DEFAULT_STORE = "lineup-results"
+_store_option = click.option("--store", "store_dir", default=DEFAULT_STORE, show_default=True,
+                             type=click.Path(file_okay=False), help="results directory (SQLite store + artifacts)")
+
+
+def _fail(e: LineupError) -> None:
+    click.secho(f"error: {e}", fg="red", err=True)
+    sys.exit(e.exit_code)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LineupError as e:
+            _fail(e)
+        return None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="lineup")
+def main() -> None:
+    """Train a line-up of models under one protocol and compare them with evidence."""
+
+
+@main.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@_store_option
+@click.option("--no-report", is_flag=True, help="train only; build the report later with `lineup report`")
+@click.option("--progress/--no-progress", default=None, help="progress bars (default: when attached to a terminal)")
+def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None) -> None:
+    """Train every run of STUDY_FILE that the store lacks, then write the report."""
+    from lineup.report import build_report
+    from lineup.spec import load_study
+    from lineup.store import Store
+    from lineup.study import prepare, run_study
+
+    study = load_study(study_file)
+    plan = prepare(study)  # data and models are checked before the store is opened
+    with Store(store_dir) as store:
+        outcome = run_study(plan, store, progress=progress)
+        n_new, n_old = len(outcome.trained), len(outcome.skipped)
+        click.echo(f"{study.name}: {len(outcome.runs)} runs, {n_new} trained now, {n_old} already in the store")
+        for run, result in outcome.trained:
+            if result.status != "complete":
+                first = (result.error or "").splitlines()[0] if result.error else ""
+                click.secho(f"  {run.label} seed {run.seed} ({run.short}): {result.status}: {first}", fg="yellow")
+        if not no_report:
+            path = build_report(store, study.name)
+            click.echo(f"report: {path}")
+        _print_table(store, study.name)
+
+
+def _print_table(store: object, study: str) -> None:
+    from lineup.results import summary_table
+
+    click.echo(summary_table(store, study).to_string(index=False))  # type: ignore[arg-type]
+
+
+@main.command()
+@click.argument("study")
+@_store_option
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="report folder (default: in the store)")
+def report(study: str, store_dir: str, out: str | None) -> None:
+    """(Re)build the report of STUDY from the store alone."""
+    from lineup.report import build_report
+    from lineup.store import Store
+
+    _require_store(store_dir)
+    with Store(store_dir) as store:
+        click.echo(f"report: {build_report(store, study, out)}")
+
+
+def _require_store(store_dir: str) -> None:
+    if not (Path(store_dir) / "lineup.sqlite").exists():
+        raise LineupError(f"no results store in {store_dir!r}: run `lineup run STUDY.toml` first, "
+                          "or point --store at the folder that holds lineup.sqlite.")
+
+
+@main.command(name="ls")
+@click.argument("study", required=False)
+@_store_option
+def ls(study: str | None, store_dir: str) -> None:
+    """List stored studies, or the runs of STUDY."""
+    from lineup.store import Store
+
+    _require_store(store_dir)
+    with Store(store_dir) as store:
+        if study is None:
+            for s in store.studies():
+                click.echo(f"{s['name']:<32} {s['runs']:>4} runs  {s['complete']:>4} complete  "
+                           f"{s['diverged']:>3} diverged  {s['failed']:>3} failed")
+            return
+        for r in store.runs(study):
+            acc = r.summary.get("test_acc")
+            click.echo(f"{r.hash[:12]}  {r.label:<28} seed {r.seed:<4} {r.status:<9} "
+                       f"{'' if acc is None else f'test acc {100 * acc:.2f}%'}")
+
+
+@main.command()
+@click.argument("run_id")
+@_store_option
+def show(run_id: str, store_dir: str) -> None:
+    """Show one run: resolved spec, provenance, summary and per-epoch metrics."""
+    from lineup.store import Store
+
+    _require_store(store_dir)
+    with Store(store_dir) as store:
+        r = store.run(run_id)
+        click.echo(json.dumps({"hash": r.hash, "label": r.label, "seed": r.seed, "status": r.status,
+                               "error": r.error, "wall_time_s": r.wall_time, "summary": r.summary,
+                               "provenance": r.provenance, "spec": r.spec}, indent=2, default=str))
+        for e in store.epochs(r.hash):
+            click.echo("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in e.items()))
+
+
+@main.command()
+def models() -> None:
+    """List the registered models with their options and defaults."""
+    from lineup.models import list_models, model_doc, model_options
+
+    for name in list_models():
+        opts = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
+        click.echo(f"{name:<22} {model_doc(name)}\n{'':<22} options: {opts or '-'}")
+
+
+@main.command()
+def datasets() -> None:
+    """List the named datasets."""
+    from lineup.data import list_datasets
+
+    for name in list_datasets():
+        click.echo(name)
+
+
+@main.group()
+def data() -> None:
+    """Check or fetch dataset files."""
+
+
+@data.command(name="check")
+@click.argument("name")
+@click.option("--root", type=click.Path(file_okay=False), default=None, help="directory holding the files")
+def data_check(name: str, root: str | None) -> None:
+    """Verify that dataset NAME is present and intact."""
+    from lineup.data import catalog
+
+    for line in catalog.check(name, root=root):
+        click.echo(line)
+
+
+@data.command(name="fetch")
+@click.argument("name")
+@click.option("--root", type=click.Path(file_okay=False), default=None, help="where to put the files")
+def data_fetch(name: str, root: str | None) -> None:
+    """Download dataset NAME (verified by checksum) unless it is already present."""
+    from lineup.data import catalog
+
+    click.echo(f"{name}: {catalog.fetch(name, root=root)}")

@@ -1,0 +1,127 @@
+"""Figures of a study report (matplotlib, no display). Each function takes plain arrays and returns a Figure."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from lineup.analysis.tables import curve_band  # noqa: E402
+
+
+def learning_curves(curves: dict[str, dict[str, list[list[float]]]], *, baseline: str | None = None) -> Figure:
+    """Per-epoch metrics of every model: the mean over seeds as a line, the min-max over seeds as a band.
+
+    Args:
+        curves: ``{model label: {metric: [one list per seed]}}`` with metrics among train_loss, val_loss,
+            train_acc, val_acc.
+        baseline: drawn dashed.
+    """
+    panels = [("train_loss", "training loss"), ("val_loss", "validation loss"),
+              ("train_acc", "training accuracy"), ("val_acc", "validation accuracy")]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    cmap = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
+    for ax, (metric, title) in zip(axes.flat, panels, strict=True):
+        for i, (label, by_metric) in enumerate(curves.items()):
+            seeds = [c for c in by_metric.get(metric, []) if c]
+            if not seeds:
+                continue
+            mean, lo, hi = curve_band(seeds)
+            x = np.arange(1, len(mean) + 1)
+            style = "--" if label == baseline else "-"
+            ax.plot(x, mean, style, color=cmap(i % cmap.N), label=label, lw=1.6)
+            if len(seeds) > 1:
+                ax.fill_between(x, lo, hi, color=cmap(i % cmap.N), alpha=0.15, lw=0)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if "acc" in metric:
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
+    return fig
+
+
+def step_losses(losses: dict[str, list[np.ndarray]], *, window: int = 50) -> Figure:
+    """Training loss of every step (moving average over ``window`` steps), first seed of each model."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    cmap = plt.get_cmap("tab20" if len(losses) > 10 else "tab10")
+    for i, (label, per_seed) in enumerate(losses.items()):
+        if not per_seed or per_seed[0].size == 0:
+            continue
+        s = per_seed[0]
+        w = max(1, min(window, s.size // 10 or 1))
+        smooth = np.convolve(s, np.ones(w) / w, mode="valid")
+        ax.plot(np.arange(w, s.size + 1), smooth, color=cmap(i % cmap.N), label=label, lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss ({window}-step mean)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(cm: np.ndarray, classes: list[str], *, title: str) -> Figure:
+    """Row-normalised confusion matrix (rows: true class, columns: predicted class)."""
+    k = len(classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = cm / cm.sum(axis=1, keepdims=True)
+    size = max(4.0, 0.55 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, f"{frac[i, j]:.2f}".lstrip("0") if frac[i, j] < 1 else "1", ha="center",
+                        va="center", fontsize=7, color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def per_class(acc: np.ndarray, models: list[str], classes: list[str]) -> Figure:
+    """Heat map of per-class test accuracy: one row per model, one column per class."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(classes) + 3), 0.42 * len(models) + 2))
+    finite = acc[np.isfinite(acc)]
+    lo = float(finite.min()) if finite.size else 0.0
+    ax.imshow(acc, cmap="viridis", vmin=lo, vmax=1.0, aspect="auto")
+    for i in range(len(models)):
+        for j in range(len(classes)):
+            if np.isfinite(acc[i, j]):
+                ax.text(j, i, f"{100 * acc[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                        color="black" if acc[i, j] > (lo + 1) / 2 else "white")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(models)), models, fontsize=8)
+    ax.set_title("per-class test accuracy (%), mean over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def failure_gallery(images: list[np.ndarray], captions: list[str], *, title: str, cols: int = 8) -> Figure:
+    """A grid of images ``(C, H, W)`` uint8 with a caption under each."""
+    n = max(len(images), 1)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, cap in zip(axes.flat, images, captions, strict=False):
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap="gray_r", vmin=0, vmax=255)
+        else:
+            ax.imshow(np.transpose(img, (1, 2, 0)))
+        ax.set_title(cap, fontsize=6.5)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

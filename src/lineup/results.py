@@ -1,0 +1,41 @@
+"""Results as tables for notebooks and the command line: one row per run, or one row per model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from lineup.analysis.tables import aggregate
+from lineup.store import Store
+
+_SUMMARY_METRICS = ("train_acc", "val_acc", "test_acc", "test_loss", "refit_test_acc", "epochs_trained")
+
+
+def runs_frame(store: Store, study: str) -> pd.DataFrame:
+    """One row per run: label, seed, status, hash, wall time and every final metric of its summary."""
+    rows: list[dict[str, Any]] = []
+    for r in store.runs(study):
+        flat = {k: v for k, v in r.summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        rows.append({"label": r.label, "seed": r.seed, "model": r.model, "status": r.status, "hash": r.hash,
+                     "wall_time": r.wall_time, **flat})
+    return pd.DataFrame(rows)
+
+
+def summary_table(store: Store, study: str) -> pd.DataFrame:
+    """One row per model entry: seeds, parameters and mean/std of the final metrics over complete seeds."""
+    runs = [{"label": r.label, "model": r.model, "status": r.status, "summary": r.summary}
+            for r in store.runs(study)]
+    test_size = store.study_spec(study).get("data_info", {}).get("sizes", {}).get("test")
+    out = []
+    for row in aggregate(runs, metrics=_SUMMARY_METRICS, test_size=test_size):
+        d: dict[str, Any] = {"model": row.label, "params": row.params, "seeds": row.seeds}
+        for m in ("train_acc", "val_acc", "test_acc"):
+            if m in row.metrics:
+                d[f"{m} %"] = round(100 * row.metrics[m][0], 2)
+        if "test_acc" in row.metrics:
+            d["test std"] = round(100 * row.metrics["test_acc"][1], 2)
+        if row.diverged or row.failed:
+            d["diverged/failed"] = f"{row.diverged}/{row.failed}"
+        out.append(d)
+    return pd.DataFrame(out)

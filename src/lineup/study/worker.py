@@ -1,0 +1,178 @@
+"""One run, start to finish, as a pure function of its spec and its data: no store, no report.
+
+Executors call ``execute_run`` wherever the run happens (this process, a pool worker, a Ray task) and hand
+the ``RunResult`` back to the driver, which alone writes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import lineup
+from lineup.data._types import DataBundle
+from lineup.models import create_model, summarize
+from lineup.spec import RunSpec
+from lineup.store import Failure
+from lineup.train import (
+    Callback,
+    DivergenceGuard,
+    EarlyStopping,
+    Evaluation,
+    History,
+    OptimConfig,
+    ProgressBar,
+    build_optimizer,
+    create_objective,
+    evaluate,
+    fit,
+)
+
+
+@dataclass
+class RunResult:
+    """What a finished run hands back to the store."""
+
+    status: str  # complete | diverged | failed
+    summary: dict[str, Any] = field(default_factory=dict)
+    histories: dict[str, History] = field(default_factory=dict)  # "train", and "refit" when refitted
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "train", "val", "test", "test_refit"
+    failures: list[Failure] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    wall_time: float = 0.0
+    error: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but this machine has no CUDA device; use 'auto' or 'cpu'")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@lru_cache(maxsize=1)
+def _git_revision() -> str | None:
+    src = Path(lineup.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    """Versions, git revision and machine facts recorded with every run."""
+    info: dict[str, Any] = {
+        "lineup": lineup.__version__, "git_revision": _git_revision(), "python": platform.python_version(),
+        "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
+    }
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _failures(ev: Evaluation, data: DataBundle, k: int) -> list[Failure]:
+    """The ``k`` most confident mistakes on the test split, with their stored images."""
+    wrong = np.flatnonzero(ev.pred != ev.y)
+    conf = ev.probs[wrong, ev.pred[wrong]]
+    top = wrong[np.argsort(-conf, kind="stable")[:k]]
+    x = data.test.x
+    return [Failure(index=int(ev.index[i]), y=int(ev.y[i]), pred=int(ev.pred[i]),
+                    confidence=float(ev.probs[i, ev.pred[i]]),
+                    image=x[int(i)].cpu().numpy().astype(np.uint8) if x.dtype == torch.uint8
+                    else np.clip(x[int(i)].cpu().numpy() * 255, 0, 255).astype(np.uint8))
+            for i in top]
+
+
+def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_epochs: int | None,
+                progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
+    spec, cfg = run.spec, run.spec["train"]
+    seed_everything(run.seed)
+    model = create_model(spec["model"]["name"], data.input_shape, data.num_classes, **spec["model"]["options"])
+    model = model.to(device)
+    objective = create_objective(model.default_objective if cfg["objective"] == "auto" else cfg["objective"])
+    optimizer = build_optimizer(model.parameters(), OptimConfig(
+        name=cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
+        weight_decay_mode=cfg["weight_decay_mode"]))
+    callbacks: list[Callback] = [DivergenceGuard(every=1 if device.type == "cpu" else 50)]
+    es = cfg.get("early_stopping")
+    if es and refit_epochs is None:
+        callbacks.append(EarlyStopping(es["monitor"], mode=es["mode"], patience=es["patience"],
+                                       min_delta=es["min_delta"], restore_best=es["restore_best"]))
+    if progress:
+        callbacks.append(ProgressBar(f"{run.label} s{run.seed}" + (" refit" if refit_epochs else "")))
+    if refit_epochs is None:
+        train, val, epochs = data.train, data.val, cfg["epochs"]
+    else:  # the refit protocol: train+validation, for the epoch count chosen on validation
+        train, val, epochs = type(data.train).concat(data.train, data.val), None, refit_epochs
+    state = fit(model, objective, optimizer, train, data.normalization, epochs=epochs,
+                batch_size=cfg["batch_size"], seed=run.seed, device=device, val=val,
+                eval_batch_size=cfg["eval_batch_size"], callbacks=callbacks)
+    info = {"epochs_trained": state.epoch, "stop_reason": state.stop_reason or "max epochs",
+            "best_epoch": state.restored_epoch or state.epoch, "diverged": state.diverged,
+            "diverged_step": state.diverged_step, "objective": objective.name}
+    return model, objective, state, info
+
+
+def execute_run(run: RunSpec, data: DataBundle, *, progress: bool = False) -> RunResult:
+    """Train and evaluate one run; any exception becomes a ``failed`` result with its traceback."""
+    t0 = time.perf_counter()
+    try:
+        cfg = run.spec["train"]
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg["threads"]))
+        device = resolve_device(cfg["device"])
+        result = RunResult(status="complete", device=str(device), provenance=provenance(device))
+        model, objective, state, info = _train_once(run, data, device, refit_epochs=None, progress=progress)
+        ms = summarize(model, data.input_shape)
+        result.summary.update(info, params=ms.total_params, flops=ms.flops)
+        result.histories["train"] = state.history
+        if state.diverged:
+            finite = [m for m in state.history.epochs if np.isfinite(m.get("train_loss", np.nan))]
+            result.status, result.error = "diverged", state.stop_reason
+            result.summary["last_finite"] = finite[-1] if finite else {}
+            return result
+        norm, ebs = data.normalization, cfg["eval_batch_size"]
+        for name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
+            ev = evaluate(model, objective, split, norm, device=device, batch_size=ebs)
+            result.evaluations[name] = ev
+            result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
+        result.failures = _failures(result.evaluations["test"], data, run.spec["protocol"]["failure_cases"])
+        # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
+        del result.evaluations["train"]
+        if run.spec["protocol"]["refit"]:
+            model, objective, state, _ = _train_once(run, data, device, refit_epochs=info["best_epoch"],
+                                                     progress=progress)
+            result.histories["refit"] = state.history
+            ev = evaluate(model, objective, data.test, norm, device=device, batch_size=ebs)
+            result.evaluations["test_refit"] = ev
+            result.summary.update(refit_test_acc=ev.acc, refit_test_loss=ev.loss, refit_epochs=info["best_epoch"])
+        return result
+    except Exception as e:  # a failed run is recorded and the study goes on
+        return RunResult(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    finally:
+        if "result" in locals():
+            result.wall_time = time.perf_counter() - t0
