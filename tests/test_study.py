@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -75,6 +76,11 @@ def test_run_store_report_and_rerun(study_file: Path, tmp_path: Path) -> None:
             assert r.summary["test_acc"] == pytest.approx(float((pred.pred == pred.y).mean()))
             assert r.provenance["torch"] and r.wall_time and r.wall_time > 0
             assert len(store.epochs(r.hash)) == r.summary["epochs_trained"]
+            emb = store.embeddings(r.hash)
+            assert emb is not None and emb[0].shape == (200,)
+            np.testing.assert_array_equal(emb[0], pred.index)  # 200 test examples < 1000: all of them, in order
+        assert store.embeddings(records[0].hash)[1].shape == (200, 784)  # softmax regression: the pixels
+        assert store.embeddings(records[2].hash)[1].shape == (200, 8)  # LeNet: its last hidden layer
         assert records[0].summary["params"] == 784 * 2 + 2  # softmax regression, 2 classes
         # LeNet (4, 8) channels, fc (16, 8): 4*25+4 + 8*4*25+8 + 200*16+16 + 16*8+8 + 8*2+2 = 4,282
         assert records[2].summary["params"] == 4282

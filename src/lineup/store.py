@@ -7,6 +7,7 @@ Tables:
     epochs      per-epoch metrics (long format: run, epoch, name, value).
     steps       the training loss of every step.
     predictions per run and split: example indices, true labels and class probabilities (arrays as blobs).
+    embeddings  per run and split: ``forward_features`` of a fixed subset of examples, for representation analyses.
     failures    per run: the most confident test mistakes, with their images (uint8 blobs).
 """
 
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS predictions (
     run TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, k INTEGER NOT NULL,
     idx BLOB NOT NULL, y BLOB NOT NULL, probs BLOB NOT NULL, PRIMARY KEY (run, split));
+CREATE TABLE IF NOT EXISTS embeddings (
+    run TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, d INTEGER NOT NULL,
+    idx BLOB NOT NULL, features BLOB NOT NULL, PRIMARY KEY (run, split));
 CREATE TABLE IF NOT EXISTS failures (
     run TEXT NOT NULL, rank INTEGER NOT NULL, idx INTEGER NOT NULL, y INTEGER NOT NULL, pred INTEGER NOT NULL,
     confidence REAL NOT NULL, shape TEXT NOT NULL, image BLOB NOT NULL, PRIMARY KEY (run, rank));
@@ -172,7 +176,7 @@ class Store:
     def save_result(self, run_hash: str, result: Any) -> None:
         """Store a finished run (a ``lineup.study.RunResult``) in one transaction."""
         with self._tx() as db:
-            for table in ("epochs", "steps", "predictions", "failures"):
+            for table in ("epochs", "steps", "predictions", "embeddings", "failures"):
                 db.execute(f"DELETE FROM {table} WHERE run=?", (run_hash,))
             for phase, history in result.histories.items():
                 db.executemany(
@@ -187,6 +191,11 @@ class Store:
                            (run_hash, split, probs.shape[0], probs.shape[1],
                             np.ascontiguousarray(ev.index, dtype=np.int64).tobytes(),
                             np.ascontiguousarray(ev.y, dtype=np.int64).tobytes(), probs.tobytes()))
+            for split, (idx, feats) in result.embeddings.items():
+                feats = np.ascontiguousarray(feats, dtype=np.float32)
+                db.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
+                           (run_hash, split, feats.shape[0], feats.shape[1],
+                            np.ascontiguousarray(idx, dtype=np.int64).tobytes(), feats.tobytes()))
             db.executemany("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(run_hash, r, f.index, f.y, f.pred, f.confidence, json.dumps(list(f.image.shape)),
                              np.ascontiguousarray(f.image, dtype=np.uint8).tobytes())
@@ -271,6 +280,15 @@ class Store:
         n, k, idx, y, probs = row
         return Predictions(index=np.frombuffer(idx, dtype=np.int64), y=np.frombuffer(y, dtype=np.int64),
                            probs=np.frombuffer(probs, dtype=np.float32).reshape(n, k))
+
+    def embeddings(self, run_hash: str, split: str = "test") -> tuple[np.ndarray, np.ndarray] | None:
+        """``(index (N,), features (N, D))`` of the run's stored representation of a fixed example subset."""
+        row = self._db.execute("SELECT n, d, idx, features FROM embeddings WHERE run=? AND split=?",
+                               (run_hash, split)).fetchone()
+        if row is None:
+            return None
+        n, d, idx, feats = row
+        return np.frombuffer(idx, dtype=np.int64), np.frombuffer(feats, dtype=np.float32).reshape(n, d)
 
     def failures(self, run_hash: str) -> list[Failure]:
         rows = self._db.execute("SELECT idx, y, pred, confidence, shape, image FROM failures WHERE run=? "

@@ -49,6 +49,7 @@ class RunResult:
     histories: dict[str, History] = field(default_factory=dict)  # "train", and "refit" when refitted
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "train", "val", "test", "test_refit"
     failures: list[Failure] = field(default_factory=list)
+    embeddings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # split -> (index, features)
     provenance: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     wall_time: float = 0.0
@@ -107,6 +108,31 @@ def _failures(ev: Evaluation, data: DataBundle, k: int) -> list[Failure]:
             for i in top]
 
 
+#: Examples of the test split whose ``forward_features`` are stored with every run (the same ones for every run).
+EMBEDDING_EXAMPLES = 1000
+
+
+def embedding_rows(n: int, k: int = EMBEDDING_EXAMPLES) -> torch.Tensor:
+    """A fixed, sorted random subset of ``k`` of ``n`` positions: every run of a study embeds the same examples."""
+    if n <= k:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
+
+
+@torch.inference_mode()
+def _features(model: torch.nn.Module, data: DataBundle, rows: torch.Tensor, device: torch.device,
+              batch_size: int) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    split = data.test.take(rows)
+    out = []
+    for lo in range(0, len(split), batch_size):
+        x = data.normalization.apply(split.x[lo: lo + batch_size].to(device))
+        out.append(model.forward_features(x).float().cpu())  # type: ignore[operator]
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
 def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_epochs: int | None,
                 progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
     spec, cfg = run.spec, run.spec["train"]
@@ -161,6 +187,8 @@ def execute_run(run: RunSpec, data: DataBundle, *, progress: bool = False) -> Ru
             result.evaluations[name] = ev
             result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
         result.failures = _failures(result.evaluations["test"], data, run.spec["protocol"]["failure_cases"])
+        rows = embedding_rows(len(data.test))
+        result.embeddings["test"] = (data.test.index[rows].numpy(), _features(model, data, rows, device, ebs))
         # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
         del result.evaluations["train"]
         if run.spec["protocol"]["refit"]:
