@@ -46,6 +46,8 @@ class DataSection:
     test_size: int | None = opt(None, "stratified subset of the test split, in examples", gt=0)
     split_seed: int = opt(0, "seed of the train/validation split (fixed across runs, unlike the run seeds)", min=0)
     download: bool = opt(True, "download missing files from the dataset's mirrors, verified by checksum")
+    options: dict[str, Any] = opt({}, "dataset-specific settings, e.g. the parameters of a synthetic dataset")
+    distortions: dict[str, Any] = opt({}, "controlled distortions of the data (see `lineup datasets`)")
 
 
 @dataclass(frozen=True)

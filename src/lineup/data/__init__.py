@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,8 @@ def load(
     test_size: int | None = None,
     split_seed: int = 0,
     download: bool = True,
+    options: Mapping[str, Any] | None = None,
+    distortions: Mapping[str, Any] | None = None,
 ) -> DataBundle:
     """Load a catalog dataset and derive the splits a run trains, selects and tests on.
 
@@ -51,6 +54,8 @@ def load(
         test_size: number of test examples to keep; ``None`` keeps all.
         split_seed: selects the validation split and the subsets.
         download: whether missing files may be downloaded.
+        options: dataset-specific settings; the file-backed datasets take none.
+        distortions: controlled distortions of the splits.
 
     Returns:
         The splits as uint8 ``(N, C, H, W)`` and int64 ``(N,)`` tensors, each with the positions of its
@@ -62,6 +67,10 @@ def load(
         UnknownNameError: no dataset of that name.
         DataError: the data is missing and cannot be downloaded, or is corrupt.
     """
+    if options:
+        raise SpecError(f"dataset {dataset!r} takes no options, got {', '.join(options)}; remove [data.options]")
+    if distortions:
+        raise SpecError(f"distortions are not available yet for {dataset!r}; remove [data.distortions]")
     raw = load_raw(dataset, root, download=download)
     num_classes = len(raw.classes)
     if not 0.0 <= val_fraction < 1.0:

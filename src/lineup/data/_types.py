@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -73,6 +74,8 @@ class DataBundle:
         version: content identifier of the source files and the derivation (subset, split seed ...);
             part of every run's hash, so changed data never reuses stored results.
         notes: human-readable facts for the report, e.g. "training subset: 12,000 of 60,000 images".
+        distribution: for synthetic data whose distribution is known, an object with ``posterior(x)``,
+            ``bayes_predict(x)`` and ``bayes_risk()``; ``None`` for real data.
     """
 
     name: str
@@ -84,6 +87,7 @@ class DataBundle:
     normalization: Normalization
     version: str
     notes: list[str] = field(default_factory=list)
+    distribution: Any = None
 
     @property
     def num_classes(self) -> int:

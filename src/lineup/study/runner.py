@@ -46,7 +46,7 @@ def load_data(study: Study) -> DataBundle:
     d = study.data
     return datasets.load(d.dataset, root=d.root, classes=d.classes, train_size=d.train_size,
                          val_fraction=d.val_fraction, test_size=d.test_size, split_seed=d.split_seed,
-                         download=d.download)
+                         download=d.download, options=d.options, distortions=d.distortions)
 
 
 def data_info(data: DataBundle) -> dict[str, object]:
