@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lineup.errors import LineupError
-from lineup.store import Failure, Store
+from lineup.store import Failure, Store, owner_id
 from lineup.study.worker import RunResult
 from lineup.train import Evaluation, History
 
@@ -33,7 +37,7 @@ def test_round_trip(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.register_study("s", {"study": {"name": "s"}}, None, [(h, "model-a", 0, "mlp", {"k": 1})])
         assert store.status(h) == "pending"
-        store.mark_running(h, "cpu")
+        assert store.claim(h, owner_id())
         assert store.status(h) == "running"
         store.save_result(h, _result())
     with Store(tmp_path) as store:  # reopened: everything came from disk
@@ -82,3 +86,24 @@ def test_artifact_paths_come_from_hashes_only(tmp_path: Path) -> None:
         assert store.artifact_dir(h).resolve().is_relative_to(tmp_path.resolve())
         with pytest.raises(ValueError):
             store.artifact_dir("../../etc/passwd")
+
+
+def test_leases_keep_a_run_with_one_live_process(tmp_path: Path) -> None:
+    h = "ee" * 32
+    with Store(tmp_path) as store:
+        store.register_study("s", {}, None, [(h, "a", 0, "mlp", {})])
+        assert store.claim(h, owner_id())
+        # This process is alive, so a second claimant is refused however it is called.
+        assert not store.claim(h, "another-host:1")
+        # A process of this machine that no longer exists holds nothing: its run is free at once.
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        store._db.execute("UPDATE runs SET owner=? WHERE hash=?", (f"{socket.gethostname()}:{dead}", h))
+        assert store.claim(h, "another-host:1", lease_s=0.2)
+        # Another machine's process is trusted until its lease runs out, and renewing extends it.
+        assert not store.claim(h, owner_id())
+        store.renew("another-host:1", [h], lease_s=0.2)
+        time.sleep(0.3)
+        assert store.claim(h, owner_id())
+        store.save_result(h, _result())
+        assert not store.claim(h, "another-host:1")  # a complete run is never taken again

@@ -40,7 +40,9 @@ def main() -> None:
 @_store_option
 @click.option("--no-report", is_flag=True, help="train only; build the report later with `lineup report`")
 @click.option("--progress/--no-progress", default=None, help="progress bars (default: when attached to a terminal)")
-def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None) -> None:
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="seconds between checkpoints inside an epoch (epoch ends always checkpoint)")
+def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None, checkpoint_every: float) -> None:
     """Train every run of STUDY_FILE that the store lacks, then write the report."""
     from lineup.report import build_report
     from lineup.spec import load_study
@@ -50,13 +52,18 @@ def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None)
     study = load_study(study_file)
     plan = prepare(study)  # data and models are checked before the store is opened
     with Store(store_dir) as store:
-        outcome = run_study(plan, store, progress=progress)
+        outcome = run_study(plan, store, progress=progress, checkpoint_every_s=checkpoint_every)
         n_new, n_old = len(outcome.trained), len(outcome.skipped)
-        click.echo(f"{study.name}: {len(outcome.runs)} runs, {n_new} trained now, {n_old} already in the store")
+        click.echo(f"{study.name}: {len(outcome.runs)} runs, {n_new} trained now, {n_old} already in the store"
+                   + (f", {len(outcome.taken_elsewhere)} held by another process" if outcome.taken_elsewhere else ""))
         for run, result in outcome.trained:
             if result.status != "complete":
                 first = (result.error or "").splitlines()[0] if result.error else ""
                 click.secho(f"  {run.label} seed {run.seed} ({run.short}): {result.status}: {first}", fg="yellow")
+        if outcome.interrupted:
+            click.secho("interrupted: the current run was checkpointed; run the same command again to resume.",
+                        fg="yellow", err=True)
+            sys.exit(130)
         if not no_report:
             path = build_report(store, study.name)
             click.echo(f"report: {path}")

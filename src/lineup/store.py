@@ -14,6 +14,8 @@ Tables:
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,11 +28,16 @@ import numpy as np
 
 from lineup.errors import LineupError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-#: Run states. ``pending`` runs are known but not started; ``running`` ones were started by a process.
-STATUSES = ("pending", "running", "complete", "diverged", "failed")
+#: Run states. ``pending`` runs are known but not started; ``running`` ones are held by a live process (its lease);
+#: ``interrupted`` ones were stopped by a signal and resume from their checkpoint.
+STATUSES = ("pending", "running", "complete", "diverged", "failed", "interrupted")
 FINISHED = ("complete", "diverged")
+
+#: Seconds a process's claim on a run lasts unless renewed; a dead process's runs are free again after this
+#: (at once on the same machine, where the owner's process id can be checked).
+LEASE_SECONDS = 120.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +46,7 @@ CREATE TABLE IF NOT EXISTS studies (
 CREATE TABLE IF NOT EXISTS runs (
     hash TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL, seed INTEGER NOT NULL,
     model TEXT NOT NULL, device TEXT, provenance TEXT, summary TEXT, error TEXT,
-    started REAL, finished REAL, wall_time REAL);
+    started REAL, finished REAL, wall_time REAL, owner TEXT, lease_until REAL);
 CREATE TABLE IF NOT EXISTS study_runs (
     study TEXT NOT NULL REFERENCES studies(name), run TEXT NOT NULL REFERENCES runs(hash),
     label TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (study, run));
@@ -98,6 +105,27 @@ class Failure:
     image: np.ndarray  # (C, H, W) uint8
 
 
+def owner_id() -> str:
+    """This process's identity in run leases: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None) -> bool:
+    """Whether ``owner`` may still be running: always true for another machine's process (its lease decides)."""
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
 class Store:
     """Open (creating if needed) the store in directory ``root``.
 
@@ -115,8 +143,14 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if found is not None and int(found[0]) == 1:  # version 2 added run leases
+            with self._tx() as db:
+                db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+                db.execute("ALTER TABLE runs ADD COLUMN lease_until REAL")
+                db.execute("UPDATE meta SET value='2' WHERE key='schema'")
+            found = ("2",)
         if found is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(found[0]) != SCHEMA_VERSION:
             raise LineupError(f"{self.path} has store schema {found[0]}; this lineup reads {SCHEMA_VERSION}. "
                               "Use a lineup version that matches, or a new --store directory.")
@@ -163,15 +197,42 @@ class Store:
                            (h, json.dumps(run_spec, sort_keys=True), seed, model))
                 db.execute("INSERT INTO study_runs VALUES (?, ?, ?, ?)", (name, h, label, pos))
 
-    def mark_running(self, run_hash: str, device: str) -> None:
+    def claim(self, run_hash: str, owner: str, *, retry: tuple[str, ...] = ("pending", "failed", "interrupted"),
+              lease_s: float = LEASE_SECONDS) -> bool:
+        """Atomically take run ``run_hash`` for ``owner`` (``host:pid``); ``False`` if another live process has it.
+
+        A run can be taken when its status is in ``retry``, or when it is ``running`` under a lease that has
+        expired or whose owner is a process of this machine that no longer exists.
+        """
+        now = time.time()
         with self._tx() as db:
-            db.execute("UPDATE runs SET status='running', device=?, started=?, error=NULL WHERE hash=?",
-                       (device, time.time(), run_hash))
+            row = db.execute("SELECT status, owner, lease_until FROM runs WHERE hash=?", (run_hash,)).fetchone()
+            if row is None:
+                return False
+            status, holder, until = row
+            free = status in retry or (status == "running" and (until is None or until < now or not _alive(holder)))
+            if not free:
+                return False
+            db.execute("UPDATE runs SET status='running', owner=?, lease_until=?, started=?, error=NULL WHERE hash=?",
+                       (owner, now + lease_s, now, run_hash))
+            return True
+
+    def renew(self, owner: str, run_hashes: list[str], *, lease_s: float = LEASE_SECONDS) -> None:
+        """Extend ``owner``'s leases on ``run_hashes`` (the heartbeat of a live process)."""
+        with self._tx() as db:
+            db.executemany("UPDATE runs SET lease_until=? WHERE hash=? AND owner=? AND status='running'",
+                           [(time.time() + lease_s, h, owner) for h in run_hashes])
 
     def mark_failed(self, run_hash: str, error: str) -> None:
+        self._set_status(run_hash, "failed", error)
+
+    def mark_interrupted(self, run_hash: str) -> None:
+        self._set_status(run_hash, "interrupted", "interrupted; run the study again to resume from the checkpoint")
+
+    def _set_status(self, run_hash: str, status: str, error: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE runs SET status='failed', error=?, finished=? WHERE hash=?",
-                       (error, time.time(), run_hash))
+            db.execute("UPDATE runs SET status=?, error=?, finished=?, lease_until=NULL WHERE hash=?",
+                       (status, error, time.time(), run_hash))
 
     def save_result(self, run_hash: str, result: Any) -> None:
         """Store a finished run (a ``lineup.study.RunResult``) in one transaction."""
@@ -201,7 +262,7 @@ class Store:
                              np.ascontiguousarray(f.image, dtype=np.uint8).tobytes())
                             for r, f in enumerate(result.failures)])
             db.execute("UPDATE runs SET status=?, summary=?, provenance=?, device=?, error=?, finished=?, "
-                       "wall_time=? WHERE hash=?",
+                       "wall_time=?, lease_until=NULL WHERE hash=?",
                        (result.status, json.dumps(result.summary), json.dumps(result.provenance), result.device,
                         result.error, time.time(), result.wall_time, run_hash))
 

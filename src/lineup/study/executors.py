@@ -7,13 +7,16 @@ from typing import Protocol
 
 from lineup.data._types import DataBundle
 from lineup.spec import RunSpec
-from lineup.study.worker import RunResult, execute_run
+from lineup.study.worker import RunContext, RunResult, execute_run
+
+#: Called by the executor, in the driver, just before a run is dispatched: the run's context, or ``None`` when
+#: the run must be skipped (another process holds it, or the study is being interrupted).
+Claim = Callable[[RunSpec], RunContext | None]
 
 
 class Executor(Protocol):
-    def map(self, runs: Sequence[RunSpec], data: DataBundle, *,
-            on_start: Callable[[RunSpec], None]) -> Iterator[tuple[RunSpec, RunResult]]:
-        """Execute ``runs``, calling ``on_start`` in the driver as each is dispatched; yield results."""
+    def map(self, runs: Sequence[RunSpec], data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
+        """Execute the ``runs`` that ``claim`` grants, yielding each result as it arrives."""
         ...
 
 
@@ -23,11 +26,11 @@ class LocalExecutor:
     def __init__(self, *, progress: bool = False) -> None:
         self.progress = progress
 
-    def map(self, runs: Sequence[RunSpec], data: DataBundle, *,
-            on_start: Callable[[RunSpec], None]) -> Iterator[tuple[RunSpec, RunResult]]:
+    def map(self, runs: Sequence[RunSpec], data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         for run in runs:
-            on_start(run)
-            yield run, execute_run(run, data, progress=self.progress)
+            ctx = claim(run)
+            if ctx is not None:
+                yield run, execute_run(run, data, progress=self.progress, ctx=ctx)
 
 
 EXECUTORS = {"local": LocalExecutor}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineup import data as datasets
@@ -11,9 +15,9 @@ from lineup.data._types import DataBundle
 from lineup.errors import SpecError
 from lineup.models import create_model
 from lineup.spec import RunSpec, Study, expand, resolve_entry
-from lineup.store import FINISHED, Store
+from lineup.store import FINISHED, LEASE_SECONDS, Store, owner_id
 from lineup.study.executors import EXECUTORS, Executor
-from lineup.study.worker import RunResult
+from lineup.study.worker import CHECKPOINT, RunContext, RunResult
 
 
 @dataclass
@@ -40,6 +44,8 @@ class StudyOutcome:
     runs: list[RunSpec]
     trained: list[tuple[RunSpec, RunResult]]
     skipped: list[RunSpec]
+    taken_elsewhere: list[RunSpec] = field(default_factory=list)  # held by another live process
+    interrupted: bool = False
 
 
 def load_data(study: Study) -> DataBundle:
@@ -66,16 +72,67 @@ def check_models(study: Study, data: DataBundle) -> None:
             raise SpecError(e.detail, file=study.source, key=f"models[{i}] ({entry.name})") from None
 
 
+class _Heartbeat:
+    """Renews this process's leases on the runs it holds, from a thread with its own store connection."""
+
+    def __init__(self, store_root: Path, owner: str, *, every_s: float) -> None:
+        self.root, self.owner, self.every_s = store_root, owner, every_s
+        self.held: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lineup-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        with Store(self.root) as store:
+            while not self._stop.wait(self.every_s):
+                if self.held:
+                    store.renew(self.owner, sorted(self.held))
+
+
+@contextmanager
+def _stop_on_signals(interrupt: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the current run to stop after its step and checkpoint, instead of killing it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        if interrupt.is_set():  # a second signal: the user insists
+            signal.signal(signum, previous[signum])
+            raise KeyboardInterrupt
+        interrupt.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
 def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "local", progress: bool | None = None,
-              rerun_failed: bool = True) -> StudyOutcome:
+              rerun_failed: bool = True, checkpoint_every_s: float = 60.0) -> StudyOutcome:
     """Train every run of ``study`` that is not complete in ``store`` and store the results.
+
+    Runs are claimed one at a time with a lease, so two processes working on the same study never train the
+    same run, and a run whose process died is taken up again from its last checkpoint.
 
     Args:
         study: a validated study, or its plan from ``prepare``.
-        store: the results store; this process is its only writer for the study.
+        store: the results store; this process writes its own runs' results.
         executor: an executor or its name (``"local"``).
         progress: show progress bars (default: when standard error is a terminal).
         rerun_failed: train runs that failed before again (diverged runs are finished results and are kept).
+        checkpoint_every_s: seconds between checkpoints inside an epoch.
     """
     if progress is None:
         progress = sys.stderr.isatty()
@@ -84,31 +141,53 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
     spec = {**study.to_dict(), "data_info": data_info(data)}
     store.register_study(study.name, spec, str(Path(study.source).resolve()) if study.source else None,
                          [(r.hash, r.label, r.seed, r.spec["model"]["name"], r.spec) for r in runs])
-    skip_states = set(FINISHED) | (set() if rerun_failed else {"failed"})
-    todo = [r for r in runs if store.status(r.hash) not in skip_states]
-    skipped = [r for r in runs if r not in todo]
+    retry = ("pending", "interrupted") + (("failed",) if rerun_failed else ())
+    skipped = [r for r in runs if store.status(r.hash) in FINISHED]
+    todo = [r for r in runs if r not in skipped]
     if isinstance(executor, str):
         executor = EXECUTORS[executor](progress=progress)
-    trained = []
+    owner = owner_id()
+    interrupt = threading.Event()
+    trained: list[tuple[RunSpec, RunResult]] = []
+    taken_elsewhere: list[RunSpec] = []
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"{study.name}: runs", unit="run", position=0, dynamic_ncols=True)
 
-    def on_start(run: RunSpec) -> None:
-        store.mark_running(run.hash, device=run.spec["train"]["device"])
+    with _Heartbeat(store.root, owner, every_s=LEASE_SECONDS / 4) as heartbeat, _stop_on_signals(interrupt):
 
-    try:
-        for run, result in executor.map(todo, data, on_start=on_start):
-            if result.status == "failed":
-                store.mark_failed(run.hash, result.error or "unknown error")
-            else:
-                store.save_result(run.hash, result)
-            trained.append((run, result))
+        def claim(run: RunSpec) -> RunContext | None:
+            if interrupt.is_set() or not store.claim(run.hash, owner, retry=retry):
+                if not interrupt.is_set():
+                    taken_elsewhere.append(run)
+                return None
+            heartbeat.held.add(run.hash)
+            return RunContext(artifact_dir=store.artifact_dir(run.hash), interrupt=interrupt,
+                              checkpoint_every_s=checkpoint_every_s)
+
+        try:
+            for run, result in executor.map(todo, data, claim=claim):
+                if result.status == "interrupted":
+                    store.mark_interrupted(run.hash)
+                elif result.status == "failed":
+                    store.mark_failed(run.hash, result.error or "unknown error")
+                else:
+                    store.save_result(run.hash, result)
+                    _remove_checkpoints(store.artifact_dir(run.hash))
+                heartbeat.held.discard(run.hash)
+                trained.append((run, result))
+                if bar is not None:
+                    bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return StudyOutcome(study=study, runs=runs, trained=trained, skipped=skipped)
+                bar.close()
+    return StudyOutcome(study=study, runs=runs, trained=trained, skipped=skipped, taken_elsewhere=taken_elsewhere,
+                        interrupted=interrupt.is_set())
+
+
+def _remove_checkpoints(folder: Path) -> None:
+    # The result is stored: the final weights stay, the checkpoints that led to them are no longer needed.
+    for name in (CHECKPOINT, "checkpoint-refit.pt"):
+        (folder / name).unlink(missing_ok=True)

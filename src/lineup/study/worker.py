@@ -10,6 +10,7 @@ import os
 import platform
 import random
 import subprocess
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,12 +22,14 @@ import numpy as np
 import torch
 
 import lineup
+from lineup._io import atomic_write
 from lineup.data._types import DataBundle
 from lineup.models import create_model, summarize
 from lineup.spec import RunSpec
 from lineup.store import Failure
 from lineup.train import (
     Callback,
+    Checkpoint,
     DivergenceGuard,
     EarlyStopping,
     Evaluation,
@@ -37,6 +40,7 @@ from lineup.train import (
     create_objective,
     evaluate,
     fit,
+    load_checkpoint,
 )
 
 
@@ -44,7 +48,7 @@ from lineup.train import (
 class RunResult:
     """What a finished run hands back to the store."""
 
-    status: str  # complete | diverged | failed
+    status: str  # complete | diverged | failed | interrupted
     summary: dict[str, Any] = field(default_factory=dict)
     histories: dict[str, History] = field(default_factory=dict)  # "train", and "refit" when refitted
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "train", "val", "test", "test_refit"
@@ -133,8 +137,27 @@ def _features(model: torch.nn.Module, data: DataBundle, rows: torch.Tensor, devi
     return torch.cat(out).numpy()
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run keeps its files and how it is told to stop; supplied by the executor.
+
+    Attributes:
+        artifact_dir: the run's own folder (checkpoints, final weights); ``None``: keep nothing on disk.
+        interrupt: set to ask the run to stop after its current step and checkpoint.
+        checkpoint_every_s: seconds between checkpoints inside an epoch (epoch ends always checkpoint).
+    """
+
+    artifact_dir: Path | None = None
+    interrupt: threading.Event | None = None
+    checkpoint_every_s: float = 60.0
+
+
+CHECKPOINT = "checkpoint.pt"
+FINAL_WEIGHTS = "final.pt"
+
+
 def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_epochs: int | None,
-                progress: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
+                progress: bool, ctx: RunContext) -> tuple[Any, Any, Any, dict[str, Any]]:
     spec, cfg = run.spec, run.spec["train"]
     seed_everything(run.seed)
     model = create_model(spec["model"]["name"], data.input_shape, data.num_classes, **spec["model"]["options"])
@@ -150,57 +173,78 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
                                        min_delta=es["min_delta"], restore_best=es["restore_best"]))
     if progress:
         callbacks.append(ProgressBar(f"{run.label} s{run.seed}" + (" refit" if refit_epochs else "")))
+    resume = None
+    if ctx.artifact_dir is not None:
+        path = ctx.artifact_dir / (CHECKPOINT if refit_epochs is None else "checkpoint-refit.pt")
+        resume = load_checkpoint(path)
+        callbacks.append(Checkpoint(path, every_s=ctx.checkpoint_every_s))  # last: saves the others' state
     if refit_epochs is None:
         train, val, epochs = data.train, data.val, cfg["epochs"]
     else:  # the refit protocol: train+validation, for the epoch count chosen on validation
         train, val, epochs = type(data.train).concat(data.train, data.val), None, refit_epochs
     state = fit(model, objective, optimizer, train, data.normalization, epochs=epochs,
                 batch_size=cfg["batch_size"], seed=run.seed, device=device, val=val,
-                eval_batch_size=cfg["eval_batch_size"], callbacks=callbacks)
+                eval_batch_size=cfg["eval_batch_size"], callbacks=callbacks, resume=resume, interrupt=ctx.interrupt)
     info = {"epochs_trained": state.epoch, "stop_reason": state.stop_reason or "max epochs",
             "best_epoch": state.restored_epoch or state.epoch, "diverged": state.diverged,
             "diverged_step": state.diverged_step, "objective": objective.name}
     return model, objective, state, info
 
 
-def execute_run(run: RunSpec, data: DataBundle, *, progress: bool = False) -> RunResult:
-    """Train and evaluate one run; any exception becomes a ``failed`` result with its traceback."""
+def execute_run(run: RunSpec, data: DataBundle, *, progress: bool = False,
+                ctx: RunContext | None = None) -> RunResult:
+    """Train and evaluate one run; any exception becomes a ``failed`` result with its traceback.
+
+    With an artifact folder in ``ctx``, the run resumes from its checkpoint when one is there, checkpoints as it
+    goes, and leaves its final weights in ``final.pt``. A run resumed after a crash ends with the same weights
+    and history, bit for bit on CPU, as one that never stopped.
+    """
     t0 = time.perf_counter()
     try:
-        cfg = run.spec["train"]
-        if cfg.get("threads"):
-            torch.set_num_threads(int(cfg["threads"]))
-        device = resolve_device(cfg["device"])
-        result = RunResult(status="complete", device=str(device), provenance=provenance(device))
-        model, objective, state, info = _train_once(run, data, device, refit_epochs=None, progress=progress)
-        ms = summarize(model, data.input_shape)
-        result.summary.update(info, params=ms.total_params, flops=ms.flops)
-        result.histories["train"] = state.history
-        if state.diverged:
-            finite = [m for m in state.history.epochs if np.isfinite(m.get("train_loss", np.nan))]
-            result.status, result.error = "diverged", state.stop_reason
-            result.summary["last_finite"] = finite[-1] if finite else {}
-            return result
-        norm, ebs = data.normalization, cfg["eval_batch_size"]
-        for name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
-            ev = evaluate(model, objective, split, norm, device=device, batch_size=ebs)
-            result.evaluations[name] = ev
-            result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
-        result.failures = _failures(result.evaluations["test"], data, run.spec["protocol"]["failure_cases"])
-        rows = embedding_rows(len(data.test))
-        result.embeddings["test"] = (data.test.index[rows].numpy(), _features(model, data, rows, device, ebs))
-        # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
-        del result.evaluations["train"]
-        if run.spec["protocol"]["refit"]:
-            model, objective, state, _ = _train_once(run, data, device, refit_epochs=info["best_epoch"],
-                                                     progress=progress)
-            result.histories["refit"] = state.history
-            ev = evaluate(model, objective, data.test, norm, device=device, batch_size=ebs)
-            result.evaluations["test_refit"] = ev
-            result.summary.update(refit_test_acc=ev.acc, refit_test_loss=ev.loss, refit_epochs=info["best_epoch"])
-        return result
+        result = _execute(run, data, progress=progress, ctx=ctx or RunContext())
     except Exception as e:  # a failed run is recorded and the study goes on
-        return RunResult(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-    finally:
-        if "result" in locals():
-            result.wall_time = time.perf_counter() - t0
+        result = RunResult(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    result.wall_time = time.perf_counter() - t0
+    return result
+
+
+def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext) -> RunResult:
+    cfg = run.spec["train"]
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    device = resolve_device(cfg["device"])
+    result = RunResult(status="complete", device=str(device), provenance=provenance(device))
+    model, objective, state, info = _train_once(run, data, device, refit_epochs=None, progress=progress, ctx=ctx)
+    if state.interrupted:
+        return RunResult(status="interrupted", device=str(device), error="interrupted; run again to resume")
+    ms = summarize(model, data.input_shape)
+    result.summary.update(info, params=ms.total_params, flops=ms.flops)
+    result.histories["train"] = state.history
+    if state.diverged:
+        finite = [m for m in state.history.epochs if np.isfinite(m.get("train_loss", np.nan))]
+        result.status, result.error = "diverged", state.stop_reason
+        result.summary["last_finite"] = finite[-1] if finite else {}
+        return result
+    norm, ebs = data.normalization, cfg["eval_batch_size"]
+    for name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
+        ev = evaluate(model, objective, split, norm, device=device, batch_size=ebs)
+        result.evaluations[name] = ev
+        result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
+    result.failures = _failures(result.evaluations["test"], data, run.spec["protocol"]["failure_cases"])
+    rows = embedding_rows(len(data.test))
+    result.embeddings["test"] = (data.test.index[rows].numpy(), _features(model, data, rows, device, ebs))
+    # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
+    del result.evaluations["train"]
+    if run.spec["protocol"]["refit"]:
+        refit_model, objective, state, _ = _train_once(run, data, device, refit_epochs=info["best_epoch"],
+                                                       progress=progress, ctx=ctx)
+        if state.interrupted:
+            return RunResult(status="interrupted", device=str(device), error="interrupted; run again to resume")
+        result.histories["refit"] = state.history
+        ev = evaluate(refit_model, objective, data.test, norm, device=device, batch_size=ebs)
+        result.evaluations["test_refit"] = ev
+        result.summary.update(refit_test_acc=ev.acc, refit_test_loss=ev.loss, refit_epochs=info["best_epoch"])
+    if ctx.artifact_dir is not None:
+        weights = model.state_dict()
+        atomic_write(ctx.artifact_dir / FINAL_WEIGHTS, lambda f: torch.save(weights, f))
+    return result

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -121,6 +123,44 @@ class DivergenceGuard(Callback):
         bad = [k for k in ("train_loss", "grad_norm") if k in metrics and not math.isfinite(metrics[k])]
         if bad and not state.diverged:
             state.mark_diverged(f"{bad[0]} is {metrics[bad[0]]} in epoch {state.epoch}")
+
+
+class Checkpoint(Callback):
+    """Save the whole training state atomically at every epoch end, every ``every_s`` seconds inside an
+    epoch, and when training is interrupted. Put it last, so that the other callbacks' state is current.
+
+    Args:
+        path: the checkpoint file; written through a temporary file, fsync and rename.
+        every_s: seconds between checkpoints inside an epoch (``0``: only at epoch ends and interrupts).
+    """
+
+    def __init__(self, path: Path, *, every_s: float = 60.0) -> None:
+        self.path, self.every_s = path, every_s
+        self._last = time.monotonic()
+
+    def save(self, state: TrainState) -> None:
+        from lineup._io import atomic_write
+
+        content = state.state_dict()
+        atomic_write(self.path, lambda f: torch.save(content, f))
+        self._last = time.monotonic()
+
+    def on_step_end(self, state: TrainState, loss: torch.Tensor) -> None:
+        if state.interrupted or (self.every_s > 0 and time.monotonic() - self._last >= self.every_s):
+            self.save(state)
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self.save(state)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The content of a checkpoint file, or ``None`` when there is none.
+
+    Loaded with ``weights_only=True``: a checkpoint holds tensors and plain data, never code to execute.
+    """
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
 class ProgressBar(Callback):

@@ -13,6 +13,8 @@ Pseudo-code of ``fit`` (the engine never knows which model it trains)::
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,24 +47,94 @@ class History:
 
 @dataclass
 class TrainState:
-    """Everything the loop and its callbacks share; what a checkpoint needs to resume."""
+    """Everything the loop and its callbacks share, and everything a checkpoint needs to resume exactly.
+
+    ``epoch`` counts completed epochs and ``step_in_epoch`` the steps done in the current one; the running
+    sums of a partly done epoch (``epoch_losses`` ...) are part of the state so that a run resumed mid-epoch
+    reports the same epoch metrics as one that never stopped.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     history: History
     max_epochs: int
     steps_per_epoch: int
+    callbacks: Sequence[Callback] = ()
     epoch: int = 0
     step: int = 0
+    step_in_epoch: int = 0
     should_stop: bool = False
     stop_reason: str = ""
     diverged: bool = False
     diverged_step: int | None = None
+    interrupted: bool = False
     restored_epoch: int | None = None
+    epoch_losses: list[torch.Tensor] = field(default_factory=list)
+    epoch_norms: list[torch.Tensor] = field(default_factory=list)
+    epoch_correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.long))
+    epoch_time: float = 0.0  # seconds spent in the current epoch before the last resume
 
     def mark_diverged(self, reason: str) -> None:
         self.diverged, self.diverged_step = True, self.step
         self.should_stop, self.stop_reason = True, f"diverged: {reason}"
+
+    _COUNTERS = ("epoch", "step", "step_in_epoch", "should_stop", "stop_reason", "diverged", "diverged_step",
+                 "epoch_time")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimiser, callbacks, history, counters and RNG states: tensors and plain data only, so a
+        checkpoint loads with ``torch.load(weights_only=True)``."""
+        np_state = np.random.get_state()
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "history": self.history.to_dict(),
+            "counters": {k: getattr(self, k) for k in self._COUNTERS},
+            "partial": {
+                "losses": torch.stack(self.epoch_losses).cpu() if self.epoch_losses else torch.zeros(0),
+                "norms": torch.stack(self.epoch_norms).cpu() if self.epoch_norms else torch.zeros(0),
+                "correct": self.epoch_correct.cpu(),
+            },
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                          "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+                "python": _python_rng_state(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=True):
+            cb.load_state_dict(cb_state)
+        self.history = History.from_dict(state["history"])
+        for k, v in state["counters"].items():
+            setattr(self, k, v)
+        if self.stop_reason == "interrupted":  # the interruption is what the resume undoes
+            self.should_stop, self.stop_reason = False, ""
+        part = state["partial"]
+        self.epoch_losses = [t.to(device) for t in part["losses"]]
+        self.epoch_norms = [t.to(device) for t in part["norms"]]
+        self.epoch_correct = part["correct"].to(device)
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"]:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        n = rng["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+        _set_python_rng_state(rng["python"])
+
+
+def _python_rng_state() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _set_python_rng_state(s: dict[str, Any]) -> None:
+    random.setstate((s["version"], tuple(int(v) for v in s["internal"].tolist()), s["gauss"]))
 
 
 @dataclass(frozen=True)
@@ -155,8 +227,8 @@ def _grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, train: Split,
         norm: Normalization, *, epochs: int, batch_size: int, seed: int, device: torch.device,
-        val: Split | None = None, eval_batch_size: int = 1024,
-        callbacks: Sequence[Callback] = ()) -> TrainState:
+        val: Split | None = None, eval_batch_size: int = 1024, callbacks: Sequence[Callback] = (),
+        resume: dict[str, Any] | None = None, interrupt: threading.Event | None = None) -> TrainState:
     """Train ``model`` in place and return the final state with its history.
 
     Args:
@@ -171,11 +243,16 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
         device: where batches go.
         val: validation split, evaluated after every epoch (``None``: no val_* metrics).
         eval_batch_size: batch size of evaluation passes.
-        callbacks: hooks in the order given.
+        callbacks: hooks in the order given (a checkpoint callback goes last, to save the others' state).
+        resume: a ``TrainState.state_dict()`` to continue from, e.g. a checkpoint's content.
+        interrupt: when set (say by a signal handler), training stops after the current step with
+            ``state.interrupted``; callbacks see the flag in ``on_step_end`` and can checkpoint.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     state = TrainState(model=model, optimizer=optimizer, history=History(), max_epochs=epochs,
-                       steps_per_epoch=num_batches(len(train), batch_size))
+                       steps_per_epoch=num_batches(len(train), batch_size), callbacks=callbacks)
+    if resume is not None:
+        state.load_state_dict(resume, device)
     for cb in callbacks:
         cb.on_fit_start(state)
     model.train()
@@ -183,44 +260,56 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
         for cb in callbacks:
             cb.on_epoch_start(state)
         t0 = time.perf_counter()
+        if state.step_in_epoch == 0:
+            state.epoch_losses, state.epoch_norms = [], []
+            state.epoch_correct = torch.zeros((), dtype=torch.long, device=device)
+            state.epoch_time = 0.0
         # Per-step values stay on the device and are read once per epoch: no host sync inside the loop.
-        losses, correct, norms = [], torch.zeros((), dtype=torch.long, device=device), []
         order = epoch_order(len(train), seed=seed, epoch=state.epoch)
-        for x, y in iter_batches(train, norm, batch_size=batch_size, device=device, order=order):
+        for x, y in iter_batches(train, norm, batch_size=batch_size, device=device, order=order,
+                                 start=state.step_in_epoch):
             out = model(x)
             loss = objective.loss(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norms.append(_grad_norm(params))
+            state.epoch_norms.append(_grad_norm(params))
             optimizer.step()
             with torch.no_grad():
-                correct += (objective.predict_proba(out).argmax(1) == y).sum()
-            losses.append(loss.detach())
+                state.epoch_correct += (objective.predict_proba(out).argmax(1) == y).sum()
+            state.epoch_losses.append(loss.detach())
             state.step += 1
+            state.step_in_epoch += 1
+            if interrupt is not None and interrupt.is_set():
+                state.interrupted, state.should_stop, state.stop_reason = True, True, "interrupted"
+                state.epoch_time += time.perf_counter() - t0
             for cb in callbacks:
                 cb.on_step_end(state, loss.detach())
             if state.should_stop:
                 break
-        step_losses = torch.stack(losses).float().cpu()
+        if state.interrupted:
+            break
+        step_losses = torch.stack(state.epoch_losses).float().cpu()
         state.history.step_loss.extend(step_losses.tolist())
-        seen = min(len(losses) * batch_size, len(train))
+        seen = min(state.step_in_epoch * batch_size, len(train))
         metrics: dict[str, float] = {
             "epoch": state.epoch + 1,  # epochs completed, so 1 is the first
             "step": state.step,
             # Averages over the epoch's batches while the weights changed (as Keras reports them).
             "train_loss": float(step_losses.mean()),
-            "train_acc": float(correct) / seen,
-            "grad_norm": float(torch.stack(norms).float().mean()),
+            "train_acc": float(state.epoch_correct) / seen,
+            "grad_norm": float(torch.stack(state.epoch_norms).float().mean()),
             "lr": float(optimizer.param_groups[0]["lr"]),
         }
         if val is not None and not state.diverged:
             ev = evaluate(model, objective, val, norm, device=device, batch_size=eval_batch_size)
             metrics.update(val_loss=ev.loss, val_acc=ev.acc)
-        metrics["time_s"] = time.perf_counter() - t0
+        metrics["time_s"] = state.epoch_time + time.perf_counter() - t0
         state.history.epochs.append(metrics)
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.epoch_losses, state.epoch_norms = [], []
         for cb in callbacks:
             cb.on_epoch_end(state, metrics)
-        state.epoch += 1
     for cb in callbacks:
         cb.on_fit_end(state)
     return state
