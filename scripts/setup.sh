@@ -28,7 +28,7 @@ fi
 
 if [ ! -f "$VENV/.lineup-installed" ] || [ pyproject.toml -nt "$VENV/.lineup-installed" ] \
     || [ constraints.txt -nt "$VENV/.lineup-installed" ]; then
-    $PIP install -q -c constraints.txt -e ".[dev,mnist5k]"
+    $PIP install -q -c constraints.txt -e ".[dev,mnist5k,ray]"
     touch "$VENV/.lineup-installed"
 fi
 

@@ -47,6 +47,8 @@ def _type_name(tp: Any) -> str:
 def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
         errors = []
         for arg in typing.get_args(tp):
             if arg is type(None):

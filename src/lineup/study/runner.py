@@ -50,9 +50,14 @@ class StudyOutcome:
 
 def load_data(study: Study) -> DataBundle:
     d = study.data
-    return datasets.load(d.dataset, root=d.root, classes=d.classes, train_size=d.train_size,
-                         val_fraction=d.val_fraction, test_size=d.test_size, split_seed=d.split_seed,
-                         download=d.download, options=d.options, distortions=d.distortions)
+    try:
+        return datasets.load(d.dataset, root=d.root, classes=d.classes, train_size=d.train_size,
+                             val_fraction=d.val_fraction, test_size=d.test_size, split_seed=d.split_seed,
+                             download=d.download, options=d.options, distortions=d.distortions)
+    except SpecError as e:  # the data layer knows what is wrong, the study knows where it was written
+        if e.file is not None:
+            raise
+        raise SpecError(e.detail, file=study.source, key=f"data.{e.key}" if e.key else "data") from None
 
 
 def data_info(data: DataBundle) -> dict[str, object]:
@@ -120,7 +125,8 @@ def _stop_on_signals(interrupt: threading.Event) -> Iterator[None]:
 
 
 def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "local", progress: bool | None = None,
-              rerun_failed: bool = True, checkpoint_every_s: float = 60.0) -> StudyOutcome:
+              rerun_failed: bool = True, checkpoint_every_s: float = 60.0,
+              executor_options: dict[str, object] | None = None) -> StudyOutcome:
     """Train every run of ``study`` that is not complete in ``store`` and store the results.
 
     Runs are claimed one at a time with a lease, so two processes working on the same study never train the
@@ -133,6 +139,7 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
         progress: show progress bars (default: when standard error is a terminal).
         rerun_failed: train runs that failed before again (diverged runs are finished results and are kept).
         checkpoint_every_s: seconds between checkpoints inside an epoch.
+        executor_options: keyword arguments of the executor named by ``executor`` (e.g. Ray's ``address``).
     """
     if progress is None:
         progress = sys.stderr.isatty()
@@ -145,7 +152,7 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
     skipped = [r for r in runs if store.status(r.hash) in FINISHED]
     todo = [r for r in runs if r not in skipped]
     if isinstance(executor, str):
-        executor = EXECUTORS[executor](progress=progress)
+        executor = EXECUTORS[executor](progress=progress, **(executor_options or {}))
     owner = owner_id()
     interrupt = threading.Event()
     trained: list[tuple[RunSpec, RunResult]] = []
@@ -168,7 +175,7 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
                               checkpoint_every_s=checkpoint_every_s)
 
         try:
-            for run, result in executor.map(todo, data, claim=claim):
+            for run, result in executor.map(todo, data, claim=claim) if todo else ():
                 if result.status == "interrupted":
                     store.mark_interrupted(run.hash)
                 elif result.status == "failed":

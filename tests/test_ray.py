@@ -1,0 +1,61 @@
+"""The Ray executor: a study run as Ray tasks on a local instance gives the results of the local executor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lineup import Store
+
+pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'lineup[ray]'")
+
+STUDY = """
+[study]
+name = "ray"
+seeds = [0, 1]
+
+[data]
+dataset = "mnist-5k"
+classes = [4, 9]
+train_size = 300
+test_size = 100
+
+[train]
+epochs = 2
+batch_size = 25
+threads = 1   # what each Ray task gets with --cpus-per-run 1
+
+[[models]]
+name = "mlp"
+model = "mlp"
+options = { hidden = [32], dropout = 0.2 }
+"""
+
+
+def _run(study: Path, store: Path, *extra: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "lineup", "run", str(study), "--store", str(store), "--no-progress",
+                          "--no-report", *extra], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_ray_executor_matches_local(tmp_path: Path) -> None:
+    study = tmp_path / "ray.toml"
+    study.write_text(STUDY)
+    _run(study, tmp_path / "local")
+    printed = _run(study, tmp_path / "ray", "--executor", "ray", "--cpus-per-run", "1")
+    assert "2 trained now" in printed
+    with Store(tmp_path / "local") as a, Store(tmp_path / "ray") as b:
+        ra, rb = a.runs("ray"), b.runs("ray")
+        assert [r.hash for r in ra] == [r.hash for r in rb]
+        for x, y in zip(ra, rb, strict=True):
+            assert y.status == "complete"
+            assert x.summary["test_acc"] == y.summary["test_acc"]
+            np.testing.assert_array_equal(a.step_losses(x.hash), b.step_losses(y.hash))
+            assert (b.artifact_dir(y.hash) / "final.pt").exists()  # written by the worker, in the store
+    # run again with Ray: nothing left to do
+    assert "0 trained now" in _run(study, tmp_path / "ray", "--executor", "ray")
