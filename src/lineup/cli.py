@@ -42,13 +42,15 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=None, help="progress bars (default: when attached to a terminal)")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="seconds between checkpoints inside an epoch (epoch ends always checkpoint)")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="where runs execute: this process, or Ray tasks (a local instance or a cluster)")
+@click.option("--executor", type=click.Choice(["local", "pool", "ray"]), default="local", show_default=True,
+              help="where runs execute: this process, worker processes on this machine, or Ray tasks")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="pool executor: worker processes (default: one per core, at most one per run)")
 @click.option("--address", default=None, help="Ray cluster address (ray://HOST:10001 or 'auto'); default: local")
 @click.option("--cpus-per-run", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per run")
 @click.option("--gpus-per-run", type=float, default=0.0, show_default=True, help="GPUs Ray reserves per run")
 def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None, checkpoint_every: float,
-        executor: str, address: str | None, cpus_per_run: float, gpus_per_run: float) -> None:
+        executor: str, workers: int | None, address: str | None, cpus_per_run: float, gpus_per_run: float) -> None:
     """Train every run of STUDY_FILE that the store lacks, then write the report."""
     from lineup.report import build_report
     from lineup.spec import load_study
@@ -58,8 +60,11 @@ def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None,
     study = load_study(study_file)
     plan = prepare(study)  # data and models are checked before the store is opened
     with Store(store_dir) as store:
-        options = ({"address": address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run}
-                   if executor == "ray" else {})
+        options: dict[str, object] = {}
+        if executor == "ray":
+            options = {"address": address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run}
+        elif executor == "pool":
+            options = {"workers": workers}
         outcome = run_study(plan, store, progress=progress, checkpoint_every_s=checkpoint_every, executor=executor,
                             executor_options=options)
         n_new, n_old = len(outcome.trained), len(outcome.skipped)
