@@ -14,6 +14,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+bench: setup
+	$(BIN)/python benchmarks/bench_training.py
+
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 

@@ -1,0 +1,218 @@
+"""Training speed of lineup's engine against a plain PyTorch notebook-style loop, measured side by side.
+
+Three comparisons, each configuration in a fresh process so that its peak memory is its own:
+
+(a) one training epoch on Fashion-MNIST: lineup's engine (uint8 tensors in memory, normalised per batch) vs the
+    usual notebook loop (a Dataset returning normalised per-sample tensors, a shuffling DataLoader), same model,
+    optimiser, batches and seed; LeNet-5 and a small ResNet-9, batch 64 and 256;
+(b) achieved training GFLOP/s (forward + backward FLOPs counted by torch.utils.flop_counter) against the fp32
+    matmul peak measured in the same run;
+(c) a study of 12 LeNet-5 runs (4 variants x 3 seeds, one epoch each): lineup's pool executor vs the same runs
+    one after the other in the notebook style.
+
+Only the ratios mean something across machines; absolute times vary by +-25% from run to run on small cloud
+machines. Usage: python benchmarks/bench_training.py [--quick] [--out benchmarks/results/NAME.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------------------------------------- child side
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _fashion(train_size: int | None):  # type: ignore[no-untyped-def]
+    from lineup.data import load
+
+    return load("fashion-mnist", train_size=train_size, val_fraction=0.1)
+
+
+def child_engine(model_name: str, options: dict, batch: int, train_size: int | None) -> dict:
+    import torch
+
+    from lineup.models import create_model
+    from lineup.train import create_objective, fit
+
+    data = _fashion(train_size)
+    torch.manual_seed(0)
+    model = create_model(model_name, data.input_shape, data.num_classes, **options)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    t0 = time.perf_counter()
+    fit(model, create_objective("cross_entropy"), opt, data.train, data.normalization, epochs=1, batch_size=batch,
+        seed=0, device=torch.device("cpu"))
+    return {"seconds": time.perf_counter() - t0, "examples": len(data.train), "peak_mb": _peak_mb()}
+
+
+def child_notebook(model_name: str, options: dict, batch: int, train_size: int | None) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, Dataset
+
+    from lineup.data.batching import epoch_order
+    from lineup.models import create_model
+
+    bundle = _fashion(train_size)
+    # The notebook style: data as float32 arrays, one normalised tensor per __getitem__.
+    images = bundle.train.x.numpy().astype("float32") / 255.0
+    labels = bundle.train.y.numpy()
+    mean, std = bundle.normalization.mean[0], bundle.normalization.std[0]
+
+    class Images(Dataset):
+        def __len__(self) -> int:
+            return len(labels)
+
+        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+            return (torch.from_numpy(images[i]) - mean) / std, int(labels[i])
+
+    order = epoch_order(len(labels), seed=0, epoch=0).tolist()  # the same batches as the engine
+    loader = DataLoader(Images(), batch_size=batch, sampler=order)
+    torch.manual_seed(0)
+    model = create_model(model_name, bundle.input_shape, bundle.num_classes, **options)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    t0 = time.perf_counter()
+    running = 0.0
+    for x, y in loader:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        running += loss.item()
+    return {"seconds": time.perf_counter() - t0, "examples": len(labels), "peak_mb": _peak_mb()}
+
+
+def child_flops(model_name: str, options: dict, batch: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lineup.models import create_model
+
+    model = create_model(model_name, (1, 28, 28), 10, **options)
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return {"train_flops_per_example": counter.get_total_flops() / batch}
+
+
+def child_matmul_peak() -> dict:
+    import torch
+
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 2.0:
+        a @ b
+        reps += 1
+    return {"gflops": 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9, "threads": torch.get_num_threads()}
+
+
+def child_study(style: str, runs: int) -> dict:
+    """12 LeNet-5 runs, one epoch each: lineup's pool executor or a notebook loop run after run."""
+    import tempfile
+
+    t0 = time.perf_counter()
+    if style == "lineup":
+        from lineup import Store, parse_study, run_study
+
+        doc = {"study": {"name": "bench", "seeds": [0, 1, 2]}, "data": {"dataset": "fashion-mnist"},
+               "train": {"epochs": 1, "batch_size": 64, "eval_batch_size": 2048},
+               "models": [{"name": "base", "model": "lenet5"},
+                          {"name": "bn", "base": "base", "options": {"batch_norm": True}},
+                          {"name": "leaky", "base": "base", "options": {"activation": "leaky_relu"}},
+                          {"name": "dropout", "base": "base", "options": {"dropout": 0.5}}]}
+        with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
+            out = run_study(parse_study(doc), store, executor="pool", progress=False)
+            assert len(out.trained) == runs and all(r.status == "complete" for _, r in out.trained)
+    else:
+        for i in range(runs):
+            opts = [{}, {"batch_norm": True}, {"activation": "leaky_relu"}, {"dropout": 0.5}][i % 4]
+            child_notebook("lenet5", opts, 64, None)
+    return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+
+
+CHILDREN = {"engine": child_engine, "notebook": child_notebook, "flops": child_flops, "matmul": child_matmul_peak,
+            "study": child_study}
+
+
+# ---------------------------------------------------------------------------------------------- driver side
+
+
+def _spawn(kind: str, *args: object) -> dict:
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import bench_training as b; "
+            f"print(json.dumps(b.CHILDREN[{kind!r}](*json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+RESNET_SMALL = {"width": 0.25}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer images per measurement (a smoke test)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / f"{platform.node() or 'machine'}.json")
+    args = ap.parse_args()
+    lenet_n = 6000 if args.quick else None  # None: the full 54,000-image training split
+    resnet_n = 1000 if args.quick else 5000  # a small ResNet-9 is ~60x LeNet-5's FLOPs: a subset keeps it short
+
+    peak = _spawn("matmul")
+    rows = []
+    for name, opts, n in (("lenet5", {}, lenet_n), ("resnet9", RESNET_SMALL, resnet_n)):
+        flops = _spawn("flops", name, opts, 64)["train_flops_per_example"]
+        for batch in (64, 256):
+            eng = _spawn("engine", name, opts, batch, n)
+            nb = _spawn("notebook", name, opts, batch, n)
+            gflops = flops * eng["examples"] / eng["seconds"] / 1e9
+            rows.append({"model": name, "options": opts, "batch": batch, "examples": eng["examples"],
+                         "engine_s": eng["seconds"], "notebook_s": nb["seconds"],
+                         "speedup": nb["seconds"] / eng["seconds"], "engine_gflops": gflops,
+                         "fraction_of_peak": gflops / peak["gflops"], "engine_peak_mb": eng["peak_mb"],
+                         "notebook_peak_mb": nb["peak_mb"]})
+    study = {}
+    if not args.quick:
+        lin = _spawn("study", "lineup", 12)
+        seq = _spawn("study", "notebook", 12)
+        study = {"lineup_s": lin["seconds"], "sequential_notebook_s": seq["seconds"],
+                 "speedup": seq["seconds"] / lin["seconds"], "lineup_peak_mb_driver": lin["peak_mb"]}
+
+    import torch
+
+    result = {"machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                          "processor": platform.processor(), "torch": torch.__version__},
+              "matmul_peak_gflops": peak["gflops"], "epochs": rows, "study_12_runs": study}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+
+    print(f"fp32 matmul peak: {peak['gflops']:.0f} GFLOP/s ({peak['threads']} threads)")
+    print(f"{'model':<8} {'batch':>5} {'images':>7} {'engine s':>9} {'notebook s':>11} {'speed-up':>9} "
+          f"{'GFLOP/s':>8} {'of peak':>8} {'MB engine':>10} {'MB notebook':>12}")
+    for r in rows:
+        print(f"{r['model']:<8} {r['batch']:>5} {r['examples']:>7} {r['engine_s']:>9.2f} {r['notebook_s']:>11.2f} "
+              f"{r['speedup']:>8.2f}x {r['engine_gflops']:>8.1f} {100 * r['fraction_of_peak']:>7.1f}% "
+              f"{r['engine_peak_mb']:>10.0f} {r['notebook_peak_mb']:>12.0f}")
+    if study:
+        print(f"12 LeNet-5 runs, 1 epoch each: lineup pool {study['lineup_s']:.1f} s, sequential notebook "
+              f"{study['sequential_notebook_s']:.1f} s, speed-up {study['speedup']:.2f}x")
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
