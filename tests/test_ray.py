@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lineup import Store
 
@@ -59,3 +61,38 @@ def test_ray_executor_matches_local(tmp_path: Path) -> None:
             assert (b.artifact_dir(y.hash) / "final.pt").exists()  # written by the worker, in the store
     # run again with Ray: nothing left to do
     assert "0 trained now" in _run(study, tmp_path / "ray", "--executor", "ray")
+
+
+LONG = (STUDY.replace("classes = [4, 9]\n", "").replace("seeds = [0, 1]", "seeds = [5]")
+        .replace("epochs = 2", "epochs = 4").replace("train_size = 300", "train_size = 1500")
+        .replace("batch_size = 25", "batch_size = 10"))
+
+
+def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
+    study = tmp_path / "ray.toml"
+    study.write_text(LONG)
+    _run(study, tmp_path / "local")
+    store = tmp_path / "ray"
+    proc = subprocess.Popen([sys.executable, "-m", "lineup", "run", str(study), "--store", str(store),
+                             "--no-progress", "--no-report", "--executor", "ray", "--checkpoint-every", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    killed = False
+    while not killed and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        for ckpt in store.glob("artifacts/*/*/checkpoint.pt"):
+            counters = torch.load(ckpt, weights_only=True)["counters"]
+            if counters["epoch"] >= 1 and counters["step_in_epoch"] > 0:
+                # Ray names a worker's process after the task it executes.
+                killed = subprocess.run(["pkill", "-9", "-f", "ray::_ray_task"]).returncode == 0
+        time.sleep(0.05)
+    assert killed, "no Ray worker was found to kill"
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    with Store(tmp_path / "local") as a, Store(store) as b:
+        (x,), (y,) = a.runs("ray"), b.runs("ray")
+        assert y.status == "complete"
+        np.testing.assert_array_equal(a.step_losses(x.hash), b.step_losses(y.hash))
+        wa = torch.load(a.artifact_dir(x.hash) / "final.pt", weights_only=True)
+        wb = torch.load(b.artifact_dir(y.hash) / "final.pt", weights_only=True)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
