@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from lineup import data as datasets
 from lineup.data._types import DataBundle
 from lineup.errors import SpecError
@@ -68,13 +70,47 @@ def data_info(data: DataBundle) -> dict[str, object]:
 
 
 def check_models(study: Study, data: DataBundle) -> None:
-    """Build every entry's model once, so a bad option or input size fails before anything is stored."""
+    """Build every entry's model and run two examples through it, so that a bad option, an impossible input
+    size or a model that breaks the contract fails before anything is stored."""
     for i, entry in enumerate(study.models):
-        arch, options, _ = resolve_entry(study, i)
+        arch, options, train = resolve_entry(study, i)
         try:
-            create_model(arch, data.input_shape, data.num_classes, **options)
+            model = create_model(arch, data.input_shape, data.num_classes, **options)
+            check_contract(model, arch, data, train.objective)
         except SpecError as e:
             raise SpecError(e.detail, file=study.source, key=f"models[{i}] ({entry.name})") from None
+
+
+@torch.no_grad()
+def check_contract(model: torch.nn.Module, name: str, data: DataBundle, objective: str = "auto") -> None:
+    """A model must return ``(N, K)`` logits (``(N, 1)`` under binary cross-entropy) and expose
+    ``forward_features(x) -> (N, D)``; say exactly what is missing otherwise.
+
+    Raises:
+        SpecError: naming the model and the missing piece.
+    """
+    x = data.normalization.apply(data.train.x[:2]) if len(data.train) >= 2 else None
+    if x is None:
+        return
+    if not callable(getattr(model, "forward_features", None)):
+        raise SpecError(f"model {name!r} has no forward_features(x) method: every model must return its "
+                        "representation as an (N, D) tensor so that analyses can read it")
+    was_training = model.training
+    model.eval()
+    try:
+        out, feats = model(x), model.forward_features(x)
+    finally:
+        model.train(was_training)
+    if objective == "auto":
+        objective = getattr(model, "default_objective", "cross_entropy")
+    width = 1 if objective == "binary_cross_entropy" else data.num_classes
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, width):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SpecError(f"model {name!r} returns {got} for a batch of 2 inputs {tuple(x.shape)}; "
+                        f"{objective} needs logits of shape (2, {width})")
+    if not isinstance(feats, torch.Tensor) or feats.ndim != 2 or feats.shape[0] != 2:
+        got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+        raise SpecError(f"model {name!r}: forward_features returns {got} for a batch of 2; it must be (2, D)")
 
 
 class _Heartbeat:
