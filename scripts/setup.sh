@@ -39,3 +39,9 @@ if ! "$VENV/bin/lineup" data check fashion-mnist >/dev/null 2>&1; then
     fi
     "$VENV/bin/lineup" data check fashion-mnist >/dev/null 2>&1 || "$VENV/bin/lineup" data fetch fashion-mnist
 fi
+
+# Chromium for the report's browser test (tests/test_report_browser.py is skipped without it).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 || true
+fi

@@ -94,14 +94,16 @@ def _print_table(store: object, study: str) -> None:
 @click.argument("study")
 @_store_option
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="report folder (default: in the store)")
-def report(study: str, store_dir: str, out: str | None) -> None:
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True,
+              help="html: one self-contained page; md: report.md beside figures/*.png")
+def report(study: str, store_dir: str, out: str | None, fmt: str) -> None:
     """(Re)build the report of STUDY from the store alone."""
     from lineup.report import build_report
     from lineup.store import Store
 
     _require_store(store_dir)
     with Store(store_dir) as store:
-        click.echo(f"report: {build_report(store, study, out)}")
+        click.echo(f"report: {build_report(store, study, out, format=fmt)}")
 
 
 def _require_store(store_dir: str) -> None:

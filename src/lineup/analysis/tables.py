@@ -60,9 +60,9 @@ def aggregate(runs: list[dict], *, metrics: tuple[str, ...], test_size: int | No
     if scored and test_size:
         best = max(scored, key=lambda r: r.metrics["test_acc"][0])
         hw = accuracy_half_width(best.metrics["test_acc"][0], test_size)
-        for r in scored:
-            if r is not best:
-                r.resolved_vs_best = best.metrics["test_acc"][0] - r.metrics["test_acc"][0] > hw
+        for other in scored:
+            if other is not best:
+                other.resolved_vs_best = best.metrics["test_acc"][0] - other.metrics["test_acc"][0] > hw
     return list(rows.values())
 
 

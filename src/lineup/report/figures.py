@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -14,6 +17,69 @@ from matplotlib.figure import Figure  # noqa: E402
 from lineup.analysis.tables import curve_band  # noqa: E402
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One axes of curves: ``{model label: [one curve per seed]}``, drawn as mean line and min-max band.
+
+    ``x``: optional ``{model label: [one x curve per seed]}`` (e.g. cumulative seconds); by default epochs 1..E.
+    """
+
+    title: str
+    series: Mapping[str, list[list[float]]]
+    ylabel: str = ""
+    xlabel: str = "epoch"
+    percent: bool = False
+    log: bool = False
+    zero_line: bool = False
+    x: Mapping[str, list[list[float]]] | None = None
+
+
+def band_panels(panels: list[Panel], *, labels: list[str], baseline: str | None = None, ncols: int = 2,
+                height: float = 3.6) -> Figure:
+    """A grid of curve panels with one shared legend; each model keeps its colour (its place in ``labels``)."""
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, height * nrows + 0.4), squeeze=False)
+    cmap = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, p in zip(axes.flat, panels, strict=False):
+        for i, label in enumerate(labels):
+            seeds = [c for c in p.series.get(label, []) if len(c)]
+            if not seeds:
+                continue
+            mean, lo, hi = curve_band(seeds)
+            x = np.arange(1, len(mean) + 1, dtype=np.float64)
+            if p.x is not None and p.x.get(label):
+                x = curve_band([c for c in p.x[label] if len(c)])[0][: len(mean)]
+                mean, lo, hi = mean[: len(x)], lo[: len(x)], hi[: len(x)]
+            color = cmap(i % cmap.N)
+            ax.plot(x, mean, "--" if label == baseline else "-", color=color, label=label, lw=1.6)
+            if len(seeds) > 1:
+                ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+        if p.zero_line:
+            ax.axhline(0, color="0.4", lw=0.8)
+        if p.log:
+            ax.set_yscale("log")
+        if p.percent:
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        if p.x is None:  # epochs: whole numbers only
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_title(p.title, fontsize=10)
+        ax.set_xlabel(p.xlabel)
+        ax.set_ylabel(p.ylabel)
+        ax.grid(alpha=0.3)
+    handles, names = [], []
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    legend_rows = math.ceil(len(names) / 4)
+    fig.legend(handles, names, loc="lower center", ncol=min(max(len(names), 1), 4), frameon=False)
+    fig.tight_layout(rect=(0, min(0.3, (0.3 + 0.25 * legend_rows) / fig.get_figheight()), 1, 1))
+    return fig
+
+
 def learning_curves(curves: dict[str, dict[str, list[list[float]]]], *, baseline: str | None = None) -> Figure:
     """Per-epoch metrics of every model: the mean over seeds as a line, the min-max over seeds as a band.
 
@@ -22,31 +88,11 @@ def learning_curves(curves: dict[str, dict[str, list[list[float]]]], *, baseline
             train_acc, val_acc.
         baseline: drawn dashed.
     """
-    panels = [("train_loss", "training loss"), ("val_loss", "validation loss"),
-              ("train_acc", "training accuracy"), ("val_acc", "validation accuracy")]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
-    cmap = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
-    for ax, (metric, title) in zip(axes.flat, panels, strict=True):
-        for i, (label, by_metric) in enumerate(curves.items()):
-            seeds = [c for c in by_metric.get(metric, []) if c]
-            if not seeds:
-                continue
-            mean, lo, hi = curve_band(seeds)
-            x = np.arange(1, len(mean) + 1)
-            style = "--" if label == baseline else "-"
-            ax.plot(x, mean, style, color=cmap(i % cmap.N), label=label, lw=1.6)
-            if len(seeds) > 1:
-                ax.fill_between(x, lo, hi, color=cmap(i % cmap.N), alpha=0.15, lw=0)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if "acc" in metric:
-            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    for ax in axes[1]:
-        ax.set_xlabel("epoch")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(labels) / 4), 1, 1))
-    return fig
+    names = [("train_loss", "training loss"), ("val_loss", "validation loss"),
+             ("train_acc", "training accuracy"), ("val_acc", "validation accuracy")]
+    panels = [Panel(title, {label: by.get(metric, []) for label, by in curves.items()}, percent="acc" in metric)
+              for metric, title in names]
+    return band_panels(panels, labels=list(curves), baseline=baseline)
 
 
 def step_losses(losses: dict[str, list[np.ndarray]], *, window: int = 50) -> Figure:
@@ -86,7 +132,7 @@ def confusion(cm: np.ndarray, classes: list[str], *, title: str) -> Figure:
     ax.set_yticks(range(k), classes, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 60), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -123,5 +169,24 @@ def failure_gallery(images: list[np.ndarray], captions: list[str], *, title: str
             ax.imshow(np.transpose(img, (1, 2, 0)))
         ax.set_title(cap, fontsize=6.5)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cka_heatmap(cka: np.ndarray, labels: list[str], pairs: np.ndarray) -> Figure:
+    """Heat map of mean linear CKA between models; the diagonal compares distinct seeds of one model."""
+    m = len(labels)
+    size = max(4.5, 0.7 * m + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(np.ma.masked_invalid(cka), cmap="magma", vmin=0, vmax=1)
+    for i in range(m):
+        for j in range(m):
+            text = f"{cka[i, j]:.2f}" if np.isfinite(cka[i, j]) else "1 seed" if i == j and not pairs[i, j] else "n/a"
+            dark = np.isfinite(cka[i, j]) and cka[i, j] < 0.6
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(range(m), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(m), labels, fontsize=8)
+    ax.set_title("linear CKA of test-set representations", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig

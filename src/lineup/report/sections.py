@@ -1,0 +1,266 @@
+"""The report's sections after the summary: data, accuracy, dynamics, per class, confusion, failures,
+representations and runs. Each function formats evidence already computed; figures go through ``save``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+
+from lineup.analysis.dynamics import cumulative_seconds, generalization_gap
+from lineup.analysis.stats import ASO_THRESHOLD, N_RESAMPLES
+from lineup.report import _format as fmt
+from lineup.report import figures
+from lineup.report.collect import StudyData
+from lineup.report.document import Figure, Section, Table, code, para
+from lineup.report.evidence import Evidence
+
+#: Saves a matplotlib figure as ``figures/<name>.png`` and returns its data URI.
+Save = Callable[[MplFigure, str], str]
+
+
+def _figure(save: Save, fig: MplFigure, name: str, alt: str, caption: str = "", *, narrow: bool = False) -> Figure:
+    return Figure(name=name, alt=alt, uri=save(fig, name), caption=caption, narrow=narrow)
+
+
+def data_section(data: StudyData) -> Section:
+    info, spec = data.info, data.spec
+    s = Section("data", "Data and protocol")
+    what = [f"Data: {info.get('name', spec['data']['dataset'])}"]
+    if info.get("input_shape"):
+        what.append(f", inputs {'×'.join(str(d) for d in info['input_shape'])}")
+    sizes = info.get("sizes")
+    if sizes:
+        what.append(f"; {sizes['train']:,} training, {sizes['val']:,} validation and {sizes['test']:,} test examples")
+    s.blocks.append(para("".join(what) + "."))
+    for note in info.get("notes", []):
+        s.blocks.append(para(note, muted=True))
+    protocol = ("Protocol: every model trains with the study's settings and its own overrides; model selection "
+                "uses the validation split only; the test split is evaluated once, with the final (or "
+                "early-stopping best) weights.")
+    if data.refit:
+        protocol += (" Each run is also retrained from scratch on training + validation for the epoch count "
+                     "chosen on validation and evaluated on the test set (\"refit test acc\").")
+    s.blocks.append(para(protocol))
+    s.blocks.append(para("Baseline: every model is compared with ", code(data.baseline), "."))
+    return s
+
+
+def accuracy_section(data: StudyData, ev: Evidence) -> Section:
+    s = Section("accuracy", "Accuracy")
+    s.blocks.append(accuracy_table(data, ev))
+    s.blocks.append(para(
+        f"Metrics: mean over complete seeds with a 95% percentile-bootstrap interval over seeds ({N_RESAMPLES:,} "
+        f"resamples; \"{fmt.NO_CI}\" where one seed gives no spread; with few seeds the interval is too narrow). "
+        f"Δ vs {data.baseline}: paired on the same test examples and matching seeds, 95% paired-bootstrap "
+        "interval over test examples; * marks a difference significant by the exact McNemar test after Holm's "
+        "correction over all pairs (5% family-wise).", muted=True))
+    if ev.comparisons:
+        s.blocks.append(pairwise_table(ev))
+        s.blocks.append(para(
+            "Every pair of models, A being the more accurate on their matching seeds. Only A / only B: test "
+            "examples (summed over matching seeds) that one model gets right and the other wrong; McNemar's exact "
+            "test uses only these. ASO ε_min: Almost Stochastic Order of A over B across per-seed test accuracies "
+            f"(Dror et al., 2019), Bonferroni-corrected for the number of pairs; below {ASO_THRESHOLD} A is better "
+            "across seeds; n/a with fewer than 2 seeds per model.", muted=True))
+    return s
+
+
+def accuracy_table(data: StudyData, ev: Evidence) -> Table:
+    ranks = {r.label: r for r in ev.ranking}
+    pairs = {frozenset((c.a, c.b)): c for c in ev.comparisons}
+    header = ["model", "params", "MFLOPs", "seeds", "train acc %", "val acc %", "test acc % [95% CI]", "test loss",
+              f"Δ vs {data.baseline}, points", "vs first", "epochs", "seconds", "diverged", "failed"]
+    if data.refit:
+        header.insert(8, "refit test acc %")
+    rows, classes = [], []
+    for label, m in ev.models.items():
+        st = m.stats
+        delta = ""
+        c = pairs.get(frozenset((label, data.baseline)))
+        if c is not None:
+            delta = fmt.diff(c.diff_of(label), mark=c.significant)
+        r = ranks.get(label)
+        vs_first = "" if r is None else "first" if r.rank == 1 else (
+            "n/a" if r.vs_best is None else
+            f"{'tied' if r.tied_with_best else 'worse'} (p {fmt.pvalue(r.vs_best.p_holm)})")
+        row = [label, f"{m.params:,}" if m.params else "", f"{m.flops / 1e6:.3g}" if m.flops else "",
+               str(m.complete), fmt.ci(st.get("train_acc")), fmt.ci(st.get("val_acc")), fmt.ci(st.get("test_acc")),
+               fmt.ci(st.get("test_loss"), scale=1, digits=3), delta, vs_first,
+               fmt.mean_only(st.get("epochs_trained")), fmt.mean_only(st.get("wall_time")), str(m.diverged),
+               str(m.failed)]
+        if data.refit:
+            row.insert(8, fmt.ci(st.get("refit_test_acc")))
+        rows.append(row)
+        classes.append("baseline" if label == data.baseline else "")
+    return Table("accuracy", header, rows, classes)
+
+
+def pairwise_table(ev: Evidence) -> Table:
+    header = ["A", "B", "seeds", "Δ acc (A − B), points [95% CI]", "only A right", "only B right", "McNemar p",
+              "p (Holm)", "significant", "ASO ε_min (A better)"]
+    rows = [[c.a, c.b, str(c.seeds), fmt.diff(c.diff), str(c.mcnemar.a_only), str(c.mcnemar.b_only),
+             fmt.pvalue(c.mcnemar.pvalue), fmt.pvalue(c.p_holm), "yes" if c.significant else "no",
+             fmt.aso_eps(c.aso_eps)] for c in ev.comparisons]
+    return Table("pairwise", header, rows, ["" if c.significant else "muted" for c in ev.comparisons])
+
+
+def dynamics_section(data: StudyData, ev: Evidence, save: Save) -> list[Section]:
+    """The dynamics table, then learning curves, generalization gap, gradient norm and time (subsections)."""
+    s = Section("dynamics", "Learning dynamics")
+    s.blocks.append(dynamics_table(ev))
+    s.blocks.append(para(
+        "Epochs, steps and seconds until the validation accuracy first reaches 90%, 95% and 99% of its final "
+        "value (measured once per epoch, so that is their resolution). Training-risk AUC: area under the per-epoch "
+        "training loss (trapezoid), divided by the epochs it spans: lower means the empirical risk went down "
+        "sooner and further. Best epoch: lowest validation loss. Gaps at the last epoch. Mean over complete "
+        "seeds; [95% CI] over seeds where shown.", muted=True))
+    labels = data.labels
+    curves: dict[str, dict[str, list[list[float]]]] = {label: {} for label in labels}
+    steps: dict[str, list[np.ndarray]] = {label: [] for label in labels}
+    for run in data.runs:
+        if not run.epochs:
+            continue
+        c = curves[run.label]
+        for metric in ("train_loss", "val_loss", "train_acc", "val_acc", "grad_norm"):
+            c.setdefault(metric, []).append([e.get(metric, np.nan) for e in run.epochs])
+        gaps = generalization_gap(run.epochs)
+        c.setdefault("loss_gap", []).append(list(gaps["loss_gap"]))
+        c.setdefault("acc_gap", []).append(list(gaps["acc_gap"]))
+        c.setdefault("seconds", []).append(list(cumulative_seconds(run.epochs)))
+        steps[run.label].append(run.step_losses)
+    # Only models with a history take a colour, so that a study with many pending entries keeps distinct ones.
+    labels = [label for label in labels if curves[label]]
+    if not labels:
+        return [s]
+    curves = {label: curves[label] for label in labels}
+    steps = {label: steps[label] for label in labels}
+
+    def series(metric: str) -> dict[str, list[list[float]]]:
+        return {label: curves[label].get(metric, []) for label in labels}
+
+    base = data.baseline
+    learning = Section("curves", "Learning curves", level=3)
+    learning.blocks.append(_figure(save, figures.learning_curves(curves, baseline=base), "learning_curves",
+                                   "learning curves", "Lines: mean over seeds; bands: range over seeds. Training "
+                                   "metrics are averaged over each epoch's batches."))
+    learning.blocks.append(_figure(save, figures.step_losses(steps), "step_losses", "training loss per step",
+                                   "Training loss of every optimizer step (moving average), first seed of each "
+                                   "model."))
+    gap = Section("gap", "Generalization gap", level=3)
+    gap_fig = figures.band_panels([
+        figures.Panel("validation minus training loss", series("loss_gap"), zero_line=True),
+        figures.Panel("training minus validation accuracy", series("acc_gap"), percent=True, zero_line=True),
+    ], labels=labels, baseline=base)
+    gap.blocks.append(_figure(save, gap_fig, "generalization_gap", "generalization gap per epoch",
+                              "Above zero: better on the training data than on the validation data."))
+    cost = Section("gradients", "Gradient norm and wall-clock time", level=3)
+    cost_fig = figures.band_panels([
+        figures.Panel("gradient norm (mean over the epoch's steps)", series("grad_norm"), log=True),
+        figures.Panel("cumulative wall-clock time", series("seconds"), ylabel="seconds"),
+        figures.Panel("validation accuracy against wall-clock time", series("val_acc"), xlabel="seconds",
+                      percent=True, x=series("seconds")),
+    ], labels=labels, baseline=base)
+    cost.blocks.append(_figure(save, cost_fig, "gradients_and_time", "gradient norm and wall-clock time",
+                               "Global L2 norm of the gradient before each optimizer step; seconds include the "
+                               "per-epoch validation pass."))
+    return [s, learning, gap, cost]
+
+
+def dynamics_table(ev: Evidence) -> Table:
+    header = ["model", "seeds", "epochs to 90%", "epochs to 95% [95% CI]", "epochs to 99%", "steps to 95%",
+              "seconds to 95%", "training-risk AUC [95% CI]", "best epoch", "val − train loss",
+              "train − val acc, points [95% CI]"]
+    rows = []
+    for label, m in ev.models.items():
+        st = m.stats
+        rows.append([label, str(m.complete), fmt.mean_only(st.get("epochs_to_90")),
+                     fmt.ci(st.get("epochs_to_95"), scale=1, digits=1), fmt.mean_only(st.get("epochs_to_99")),
+                     fmt.mean_only(st.get("steps_to_95"), digits=0), fmt.mean_only(st.get("seconds_to_95")),
+                     fmt.ci(st.get("train_risk_auc"), scale=1, digits=3), fmt.mean_only(st.get("best_epoch")),
+                     fmt.mean_only(st.get("final_loss_gap"), digits=3),
+                     fmt.ci(st.get("final_acc_gap"), scale=100, digits=2)])
+    return Table("dynamics", header, rows)
+
+
+def per_class_section(data: StudyData, ev: Evidence, save: Save) -> Section | None:
+    labels = [label for label, m in ev.models.items() if m.per_class is not None]
+    if not labels or not data.classes:
+        return None
+    acc = np.stack([ev.models[label].per_class for label in labels])  # type: ignore[misc]
+    s = Section("per-class", "Per-class accuracy")
+    s.blocks.append(_figure(save, figures.per_class(acc, labels, data.classes), "per_class", "per-class accuracy"))
+    rows = [[label, *(fmt.pct(v) if np.isfinite(v) else "" for v in row)] for label, row in zip(labels, acc,
+                                                                                                   strict=True)]
+    s.blocks.append(Table("per_class", ["model", *data.classes], rows))
+    s.blocks.append(para("Test accuracy (recall) of each true class, %, mean over seeds.", muted=True))
+    return s
+
+
+def confusion_section(data: StudyData, ev: Evidence, save: Save) -> Section | None:
+    s = Section("confusion", "Confusion matrices")
+    for i, (label, m) in enumerate(ev.models.items()):
+        if m.confusion is None:
+            continue
+        fig = figures.confusion(m.confusion, data.classes,
+                                title=f"{label}: test predictions of {m.complete} seed(s), row-normalised")
+        s.blocks.append(_figure(save, fig, f"confusion_{i:02d}", f"confusion matrix of {label}", narrow=True))
+    if not s.blocks:
+        return None
+    s.blocks.append(para("Rows: true class; columns: predicted class; counts summed over seeds, each row divided "
+                         "by its total.", muted=True))
+    return s
+
+
+def failures_section(data: StudyData, save: Save) -> Section | None:
+    s = Section("failures", "Failure cases")
+    classes = data.classes
+    for i, label in enumerate(data.labels):
+        seed, fails = data.failures.get(label, (0, []))
+        if not fails or not classes:
+            continue
+        caps = [f"{classes[f.y]} → {classes[f.pred]}\n{100 * f.confidence:.0f}% (#{f.index})" for f in fails]
+        fig = figures.failure_gallery([f.image for f in fails], caps,
+                                      title=f"{label}, seed {seed}: most confident test mistakes "
+                                      "(true → predicted, confidence, test index)")
+        s.blocks.append(_figure(save, fig, f"failures_{i:02d}", f"failure cases of {label}"))
+    return s if s.blocks else None
+
+
+def representations_section(ev: Evidence, save: Save) -> Section | None:
+    if ev.cka is None:
+        return None
+    labels, cka, pairs = ev.cka
+    s = Section("representations", "Representations")
+    s.blocks.append(_figure(save, figures.cka_heatmap(cka, labels, pairs), "cka", "linear CKA between models"))
+    rows = [[label, *(f"{v:.3f}" if np.isfinite(v) else "" for v in row)] for label, row in zip(labels, cka,
+                                                                                                  strict=True)]
+    s.blocks.append(Table("cka", ["model", *labels], rows))
+    s.blocks.append(para(
+        "Linear CKA (Kornblith et al., 2019) between the forward_features of the same fixed test examples: 1 for "
+        "representations equal up to a rotation and a scale, near 0 for unrelated ones. Off the diagonal: mean over "
+        "matching seeds (seed s of one model against seed s of the other; every seed pair when none match). "
+        "Diagonal: mean over pairs of distinct seeds of the same model, the yardstick for the rest (empty with one "
+        "seed).", muted=True))
+    return s
+
+
+def runs_section(data: StudyData) -> Section:
+    s = Section("models", "Models and runs")
+    for label, text in data.descriptions.items():
+        if text:
+            s.blocks.append(para(f"{label}: {text}"))
+    rows, classes = [], []
+    for run in data.runs:
+        r = run.record
+        stop = r.summary.get("stop_reason", "") if r.status != "failed" else ""
+        error = (r.error or "").splitlines()[0] if r.error else ""
+        rows.append([r.label, str(r.seed), r.hash[:12], r.status, fmt.pct(r.summary.get("test_acc")),
+                     str(r.summary.get("epochs_trained", "")), stop or error,
+                     f"{r.wall_time:.1f}" if r.wall_time else ""])
+        classes.append(f"status-{r.status}")
+    s.blocks.append(Table("runs", ["model", "seed", "run", "status", "test acc %", "epochs", "stopped because",
+                                   "seconds"], rows, classes))
+    return s
