@@ -61,7 +61,7 @@ def test_digits_match_scikit_learn() -> None:
     assert (len(raw.train_y), len(raw.test_y)) == (1438, 359)
 
 
-@pytest.mark.parametrize("name", ["fashion-mnist", "mnist", "mnist-5k", "digits"])
+@pytest.mark.parametrize("name", ["fashion-mnist", "mnist", "mnist-5k", "digits", "cifar-10"])
 def test_declared_normalisation_matches_the_data(name: str) -> None:
     if catalog.locate(name) is None:
         pytest.skip(f"{name} is not on this machine")

@@ -20,12 +20,17 @@ from lineup.models import (
 from lineup.models._layers import ACTIVATIONS
 from lineup.models.lenet import LeNet
 
-SHAPES = [(1, 28, 28), (3, 32, 32)]
+SHAPES = [(1, 28, 28), (3, 32, 32), (1, 40, 40), (1, 64, 64)]
 BINARY = {"logistic_regression"}  # models that only take two classes
 
 
 def num_classes(name: str) -> int:
     return 2 if name in BINARY else 10
+
+
+def narrow(name: str) -> dict:
+    """An eighth of the default width where a model has one: the layers are what is tested, not their width."""
+    return {"width": 0.125} if "width" in model_options(name) else {}
 
 
 def n_params(model: nn.Module) -> int:
@@ -49,6 +54,7 @@ def _seed() -> None:
 
 def test_registry_holds_the_expected_models() -> None:
     expected = {"logistic_regression", "softmax_regression", "mlp", "lenet5", "lenet5_bn", "lenet5_dropout"}
+    expected |= {"vgg11", "vgg13", "vgg16", "vgg19", "resnet9", "resnet18", "resnet34", "unet"}
     assert expected <= set(list_models())
     assert list_models() == sorted(list_models())
 
@@ -61,14 +67,14 @@ def test_registry_holds_the_expected_models() -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward_and_features(name: str, shape: tuple[int, int, int]) -> None:
     k = num_classes(name)
-    model = create_model(name, shape, k)
+    model = create_model(name, shape, k, **narrow(name))
     assert isinstance(model, LineupModel) and model.training
-    x = torch.randn(8, *shape)
-    y = torch.randint(0, k, (8,))
+    x = torch.randn(4, *shape)
+    y = torch.randint(0, k, (4,))
 
     logits = model(x)
     out_dim = 1 if model.default_objective == "binary_cross_entropy" else k
-    assert logits.shape == (8, out_dim)
+    assert logits.shape == (4, out_dim)
     assert torch.isfinite(logits).all()
 
     loss_for(model, logits, y).backward()
@@ -77,7 +83,7 @@ def test_forward_backward_and_features(name: str, shape: tuple[int, int, int]) -
         assert p.grad.abs().sum() > 0, f"{name}: {pname} has an all-zero gradient"
 
     features = model.forward_features(x)
-    assert features.shape == (8, model.feature_dim)
+    assert features.shape == (4, model.feature_dim)
     model.eval()  # dropout off, so the two paths must agree exactly
     with torch.no_grad():
         torch.testing.assert_close(model(x), model.forward_head(model.forward_features(x)))
@@ -87,8 +93,10 @@ def test_forward_backward_and_features(name: str, shape: tuple[int, int, int]) -
 def test_every_model_documents_itself_and_its_options_build(name: str) -> None:
     assert model_doc(name), f"{name} has no docstring"
     # Passing every option at its listed default must build: the listing is what the study validator trusts.
-    model = create_model(name, (1, 28, 28), num_classes(name), **model_options(name))
+    model = create_model(name, (1, 28, 28), num_classes(name), **model_options(name)).eval()
     assert isinstance(model, LineupModel)
+    with torch.no_grad():  # and run at full width, which the test above does not
+        assert torch.isfinite(model(torch.randn(2, 1, 28, 28))).all()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -126,6 +134,11 @@ def test_lenet5_has_61706_parameters() -> None:
         ("mlp", (1, 28, 28), {"hidden": ()}, 7_850),  # no hidden layer: softmax regression
         ("softmax_regression", (1, 28, 28), {}, 784 * 10 + 10),
         ("logistic_regression", (3, 32, 32), {}, 3 * 32 * 32 + 1),
+        # width scales the hidden units: (128, 64); 784·128+128 + 128·64+64 + 64·10+10
+        ("mlp", (1, 28, 28), {"width": 0.5}, 100_480 + 8_256 + 650),
+        # width 2 scales channels and fc: (12, 32) and (240, 168); conv1 312, conv2 9,632,
+        # fc1 32·25·240+240 = 192,240, fc2 240·168+168 = 40,488, fc3 168·10+10 = 1,690
+        ("lenet5", (1, 28, 28), {"width": 2}, 312 + 9_632 + 192_240 + 40_488 + 1_690),
     ],
 )
 def test_parameter_counts(name: str, shape: tuple[int, int, int], options: dict, expected: int) -> None:
@@ -299,6 +312,8 @@ def test_variant_options_show_their_own_defaults() -> None:
     assert model_options("lenet5_bn") == dict(model_options("lenet5"), batch_norm=True)
     assert model_options("lenet5_dropout")["dropout"] == 0.5
     assert model_options("softmax_regression") == {}
+    assert model_options("vgg11")["layers"] == (1, 1, 2, 2, 2) and model_options("vgg19")["layers"] == (2, 2, 4, 4, 4)
+    assert model_options("resnet34") == dict(model_options("resnet18"), layers=(3, 4, 6, 3))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -11,13 +11,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from lineup.data import synthetic
 from lineup.data._types import DataBundle, Normalization, Split
-from lineup.data.catalog import list_datasets, load_raw
+from lineup.data.catalog import list_datasets as _catalog_datasets
+from lineup.data.catalog import load_raw
+from lineup.data.distortions import Distortions
 from lineup.data.splits import stratified_split
 from lineup.data.tasks import select_classes, stratified_subsample
+from lineup.data.transform import channel_stats, transform_from_options
 from lineup.errors import SpecError
 
 __all__ = ["DataBundle", "Normalization", "Split", "list_datasets", "load"]
+
+
+def list_datasets() -> list[str]:
+    """The names of all datasets, sorted: the catalog's and the synthetic ones."""
+    return sorted([*_catalog_datasets(), *synthetic.list_datasets()])
 
 
 def load(
@@ -38,9 +47,12 @@ def load(
     The derivation, in this order:
 
     1. keep ``classes`` (in the training and the test split), relabelled ``0..k-1`` in the order given;
+       then the ``imbalance`` distortion, if asked for, drops examples until its class has its share;
     2. hold out ``val_fraction`` of the training split as the validation split (stratified, ``split_seed``);
     3. subsample what remains for training to ``train_size`` examples (stratified, ``split_seed``);
-    4. subsample the test split to ``test_size`` examples (stratified, ``split_seed``).
+    4. subsample the test split to ``test_size`` examples (stratified, ``split_seed``);
+    5. resize and convert the kept images (``resize`` and ``channels`` in ``options``), then apply the other
+       distortions (see ``lineup.data.distortions``).
 
     Step 3 comes after step 2 so that the validation split does not depend on ``train_size``: runs along a
     learning curve are selected and early-stopped on the same validation examples.
@@ -54,24 +66,29 @@ def load(
         test_size: number of test examples to keep; ``None`` keeps all.
         split_seed: selects the validation split and the subsets.
         download: whether missing files may be downloaded.
-        options: dataset-specific settings; the file-backed datasets take none.
-        distortions: controlled distortions of the splits.
+        options: ``resize`` ([height, width] or one int) and ``channels`` (1 or 3), which every image dataset
+            takes (see ``lineup.data.transform``), and the dataset's own settings (only ``image-folder`` has
+            any).
+        distortions: controlled distortions of the splits, the ``[data.distortions]`` table: ``imbalance``,
+            ``label_noise``, ``input_noise``, ``affine``, ``erasing``, ``blur``.
 
     Returns:
         The splits as uint8 ``(N, C, H, W)`` and int64 ``(N,)`` tensors, each with the positions of its
         examples in the source's train or test file; ``version`` identifies the source data and the
-        derivation.
+        derivation, transforms and distortions included.
 
     Raises:
         SpecError: an option that does not fit this dataset (unknown class, more examples than there are).
         UnknownNameError: no dataset of that name.
         DataError: the data is missing and cannot be downloaded, or is corrupt.
     """
-    if options:
-        raise SpecError(f"dataset {dataset!r} takes no options, got {', '.join(options)}; remove [data.options]")
-    if distortions:
-        raise SpecError(f"distortions are not available yet for {dataset!r}; remove [data.distortions]")
-    raw = load_raw(dataset, root, download=download)
+    if synthetic.is_synthetic(dataset):  # drawn from a known distribution, not read from files
+        return synthetic.load_synthetic(dataset, options=options, classes=classes, train_size=train_size,
+                                        val_fraction=val_fraction, test_size=test_size, split_seed=split_seed,
+                                        distortions=distortions)
+    transform, own_options = transform_from_options(options)
+    distort = Distortions.parse(distortions)  # both validated before any file is read
+    raw = load_raw(dataset, root, download=download, options=own_options)
     num_classes = len(raw.classes)
     if not 0.0 <= val_fraction < 1.0:
         raise SpecError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -97,6 +114,13 @@ def load(
             f"classes: {len(classes)} of {num_classes} kept ({', '.join(class_names)}), "
             f"relabelled 0..{len(classes) - 1} in that order"
         )
+    if distort:
+        distort.check_classes(class_names)
+        train_rows, train_y, note = distort.rebalance(train_rows, train_y, split="train", class_names=class_names,
+                                                      seed=split_seed)
+        test_rows, test_y, test_note = distort.rebalance(test_rows, test_y, split="test", class_names=class_names,
+                                                         seed=split_seed)
+        notes += note + test_note
 
     fit, val = stratified_split(train_y, val_fraction=val_fraction, seed=split_seed)
     notes.append(
@@ -122,28 +146,50 @@ def load(
         )
         test_rows, test_y = test_rows[keep], test_y[keep]
 
-    derivation = json.dumps(
-        {
-            "classes": classes,
-            "val_fraction": val_fraction,
-            "train_size": train_size,
-            "test_size": test_size,
-            "split_seed": split_seed,
-        },
-        sort_keys=True,
-    ).encode()
-    # The rows themselves are hashed too, so a change in how splits are drawn can never reuse stored results.
-    h = hashlib.sha256(derivation)
+    splits = {
+        "train": _split(raw.train_x, train_y, raw.train_index, train_rows),
+        "val": _split(raw.train_x, val_y, raw.train_index, val_rows),
+        "test": _split(raw.test_x, test_y, raw.test_index, test_rows),
+    }
+    normalization = Normalization(mean=raw.mean, std=raw.std)
+    if transform:
+        before = tuple(raw.train_x.shape[1:])
+        splits = {name: Split(transform.apply(s.x), s.y, s.index) for name, s in splits.items()}
+        normalization = Normalization(*channel_stats(splits["train"].x))
+        notes.append(transform.describe(before, tuple(splits["train"].x.shape[1:])))
+    if distort:
+        splits, lines = distort.apply(splits, num_classes=len(class_names), seed=split_seed)
+        notes += lines
+
+    settings = {
+        "classes": classes,
+        "val_fraction": val_fraction,
+        "train_size": train_size,
+        "test_size": test_size,
+        "split_seed": split_seed,
+    }
+    # Present only when used, so that the versions of plain data (and the results stored under them) stay.
+    if own_options:
+        settings["options"] = own_options
+    if transform:
+        settings["transform"] = transform.to_dict()
+    if distort:
+        settings["distortions"] = distort.to_dict()
+    # The rows themselves are hashed too, so a change in how splits are drawn can never reuse stored results;
+    # so are transformed or distorted tensors, which float arithmetic on another machine might change.
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for rows in (train_rows, val_rows, test_rows):
         h.update(rows.astype("<i8").tobytes())
+    if transform or distort:
+        for s in splits.values():
+            h.update(s.x.numpy().tobytes())
+            h.update(s.y.numpy().astype("<i8").tobytes())
     return DataBundle(
         name=dataset,
-        train=_split(raw.train_x, train_y, raw.train_index, train_rows),
-        val=_split(raw.train_x, val_y, raw.train_index, val_rows),
-        test=_split(raw.test_x, test_y, raw.test_index, test_rows),
+        **splits,
         classes=class_names,
-        input_shape=tuple(int(d) for d in raw.train_x.shape[1:]),  # type: ignore[arg-type]
-        normalization=Normalization(mean=raw.mean, std=raw.std),
+        input_shape=tuple(int(d) for d in splits["train"].x.shape[1:]),  # type: ignore[arg-type]
+        normalization=normalization,
         version=f"{raw.version}+{h.hexdigest()[:12]}",
         notes=notes,
     )

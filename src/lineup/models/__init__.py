@@ -2,9 +2,10 @@
 
 >>> from lineup.models import create_model
 >>> model = create_model("lenet5", (1, 28, 28), 10, batch_norm=True)
+>>> resnet = create_model("resnet18", (3, 32, 32), 10, params=200_000)  # the width that gives ~200k parameters
 """
 
-from lineup.models import lenet, linear, mlp  # noqa: F401 - imported so their models register
+from lineup.models import lenet, linear, mlp, resnet, unet, vgg  # noqa: F401 - imported so their models register
 from lineup.models._base import InputShape, LineupModel
 from lineup.models._registry import (
     create_model,
@@ -13,6 +14,7 @@ from lineup.models._registry import (
     model_options,
     register_model,
     register_variant,
+    width_for_params,
 )
 from lineup.models.summary import LayerRow, ModelSummary, summarize
 
@@ -28,4 +30,5 @@ __all__ = [
     "register_model",
     "register_variant",
     "summarize",
+    "width_for_params",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Literal, get_args
@@ -51,6 +52,68 @@ def check_widths(option: str, widths: Sequence[int], *, allow_empty: bool = True
         raise SpecError(f"{option} needs at least one layer, got {tuple(widths)!r}")
     if any(w < 1 for w in widths):
         raise SpecError(f"{option} must be positive widths, got {tuple(widths)!r}")
+
+
+def check_width(width: float) -> None:
+    """A width multiplier scales layer widths; zero or negative widths build nothing."""
+    if not width > 0:
+        raise SpecError(f"width must be a positive multiplier, got {width!r}")
+
+
+def scale_widths(widths: Sequence[int], width: float) -> tuple[int, ...]:
+    """``widths`` times the multiplier ``width``, rounded half up, and never below 1.
+
+    Example:
+        >>> scale_widths((64, 128, 6), 0.25)
+        (16, 32, 2)
+    """
+    return tuple(max(1, math.floor(w * width + 0.5)) for w in widths)
+
+
+def conv_layers(
+    name: str, in_channels: int, out_channels: int, *, batch_norm: bool, kernel_size: int = 3
+) -> list[tuple[str, nn.Module]]:
+    """Named ``{name}`` → [``{name}_bn``] → ``{name}_act``: a stride-1 convolution padded to keep the size, ReLU.
+
+    As in ``dense_layers``, batch norm sits before the activation and the convolution then has no bias.
+    """
+    layers: list[tuple[str, nn.Module]] = [
+        (name, nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm))
+    ]
+    if batch_norm:
+        layers.append((f"{name}_bn", nn.BatchNorm2d(out_channels)))
+    layers.append((f"{name}_act", nn.ReLU()))
+    return layers
+
+
+def he_init(model: nn.Module) -> None:
+    """He-normal weights for every convolution, zero biases; batch norms start as the identity.
+
+    He et al. (2015, arXiv:1502.01852) derive the ``std = sqrt(2 / fan_in)`` that keeps the variance of ReLU
+    activations constant with depth; PyTorch's default (uniform, a third of that variance) lets the signal of
+    a deep plain network such as VGG-19 without batch norm fade before it reaches the head.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def halvings(height: int, width: int, stages: int) -> int:
+    """How many of ``stages`` 2×2 poolings run under the rule "pool only while both sides are at least 2".
+
+    Example:
+        >>> halvings(28, 28, 5)  # 28 -> 14 -> 7 -> 3 -> 1, and no fifth pooling of a 1x1 map
+        4
+    """
+    done = 0
+    while done < stages and min(height, width) >= 2:
+        height, width, done = height // 2, width // 2, done + 1
+    return done
 
 
 def dense_layers(

@@ -4,6 +4,10 @@ A builder is ``builder(input_shape, num_classes, *, option=default, ...)``. Beca
 keyword-only and has a default, the builder's signature alone tells the command line and the study validator
 which options a model takes, their defaults and their types; ``create_model`` rejects anything else before
 building.
+
+Every model with a ``width`` option (a multiplier of all its layer widths) also takes ``params``, a parameter
+budget: ``create_model`` then chooses the width that brings the parameter count closest to it (see
+``width_for_params``), so that models of different families can be compared at the same size.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import inspect
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import torch
 
 from lineup._registry import Registry, did_you_mean
 from lineup.errors import SpecError
@@ -24,9 +30,22 @@ _models: Registry[ModelBuilder] = Registry("model")
 
 _POSITIONAL = ("input_shape", "num_classes")
 
+PARAMS_TOLERANCE = 0.10
+"""Largest relative difference between a ``params`` budget and the parameter count of the model built for it."""
+
+# log2 of the smallest and largest width multiplier ``params`` searches: at 2**-12 every layer of every family
+# here has 1 channel or unit (4096 · 2**-12 rounds to 1); 2**6 is 64 times the default model.
+_LOG2_WIDTH_RANGE = (-12.0, 6.0)
+_LOG2_WIDTH_PRECISION = 1e-3
+
 
 def register_model(fn: B) -> B:
     """Register a model builder under its function name; registering a name twice raises ``ValueError``.
+
+    A builder whose options include ``width`` (a float multiplier of every layer's width, whose parameter count
+    never decreases as it grows) gets the ``params`` option for free; see ``width_for_params``. Such a builder
+    must also build under ``torch.device("meta")``, where tensors have shapes but no values: a dry run to
+    measure a layer's input size is fine, reading a value (``.item()``) is not.
 
     Args:
         fn: ``fn(input_shape, num_classes, *, option=default, ...) -> LineupModel``.
@@ -131,6 +150,62 @@ def create_model(name: str, input_shape: Sequence[int], num_classes: int, **opti
     shape = _check_input_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise SpecError(f"num_classes must be a positive int, got {num_classes!r}")
+    checked = _check_options(name, builder, options)
+    try:
+        params = checked.pop("params", None)
+        if params is not None:
+            if "width" in checked:
+                raise SpecError("give width or params, not both: params chooses the width")
+            checked["width"] = _search_width(builder, shape, num_classes, checked, params)
+        model = builder(shape, num_classes, **checked)
+    except SpecError as e:
+        # Builders do not know the name they were registered under; the user needs it to find the culprit.
+        raise type(e)(f"model {name!r}: {e.detail}", file=e.file, key=e.key) from e
+    if not isinstance(model, LineupModel):
+        raise TypeError(f"model builder {name} returned {type(model).__name__}, not a LineupModel")
+    return model
+
+
+def width_for_params(
+    name: str, input_shape: Sequence[int], num_classes: int, params: int, **options: Any
+) -> float:
+    """The ``width`` that ``create_model(name, ..., params=params)`` builds with.
+
+    The width multiplier is found by bisection on ``log2(width)`` between 2**-12 and 2**6, counting the
+    parameters of models built on PyTorch's ``meta`` device (shapes without storage, so even a huge candidate
+    costs nothing). Parameter counts are a step function of the width, since channel counts are rounded, and
+    never decrease as it grows, so the bisection brackets the budget between two widths 0.1% apart, one whose
+    count is below it and one whose count is not; the one whose count is closer wins (the smaller on a tie).
+    The result is a pure function of the arguments.
+
+    Args:
+        name: a model that has a ``width`` option.
+        input_shape: ``(channels, height, width)`` of one example.
+        num_classes: number of classes of the task.
+        params: the parameter budget, a positive int.
+        **options: the model's other options (not ``width``).
+
+    Returns:
+        The width multiplier; its model's parameter count is within ``PARAMS_TOLERANCE`` of ``params``.
+
+    Raises:
+        SpecError: the model has no ``width`` option, or no width comes within 10% of ``params``; the message
+            names the smallest and largest counts the model reaches, or the two closest ones.
+    """
+    builder = _models.get(name)
+    shape = _check_input_shape(input_shape)
+    checked = _check_options(name, builder, {**options, "params": params})
+    checked.pop("params")
+    if "width" in checked:
+        raise SpecError(f"model {name!r}: give width or params, not both: params chooses the width")
+    try:
+        return _search_width(builder, shape, num_classes, checked, params)
+    except SpecError as e:
+        raise type(e)(f"model {name!r}: {e.detail}", file=e.file, key=e.key) from e
+
+
+def _check_options(name: str, builder: ModelBuilder, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against the builder's signature, lists turned into tuples."""
     allowed = _options(builder)
     checked: dict[str, Any] = {}
     for key, value in options.items():
@@ -145,14 +220,57 @@ def create_model(name: str, input_shape: Sequence[int], num_classes: int, **opti
             got = f"{type(value).__name__} {value!r}"
             raise SpecError(f"option {key!r} of model {name!r} must be {_describe(hint)}, got {got}")
         checked[key] = tuple(value) if isinstance(value, list) else value
-    try:
-        model = builder(shape, num_classes, **checked)
-    except SpecError as e:
-        # Builders do not know the name they were registered under; the user needs it to find the culprit.
-        raise type(e)(f"model {name!r}: {e.detail}", file=e.file, key=e.key) from e
-    if not isinstance(model, LineupModel):
-        raise TypeError(f"model builder {name} returned {type(model).__name__}, not a LineupModel")
-    return model
+    return checked
+
+
+def _search_width(
+    builder: ModelBuilder, shape: InputShape, num_classes: int, options: dict[str, Any], params: int
+) -> float:
+    """The width whose model's parameter count is closest to ``params``; see ``width_for_params``."""
+    if params < 1:
+        raise SpecError(f"params must be a positive number of parameters, got {params}")
+    counts: dict[float, int] = {}
+
+    def count(log2_width: float) -> int:
+        if log2_width not in counts:
+            # On the meta device parameters have shapes but no storage: nothing is allocated or initialised.
+            with torch.device("meta"):
+                model = builder(shape, num_classes, **options, width=2.0**log2_width)
+            counts[log2_width] = sum(p.numel() for p in model.parameters())
+        return counts[log2_width]
+
+    lo, hi = _LOG2_WIDTH_RANGE
+    if count(lo) >= params:
+        hi = lo
+    elif count(hi) < params:
+        lo = hi
+    else:
+        # Invariant: count(lo) < params <= count(hi). Stop when the widths are within 0.1% of each other; between
+        # them the count moves only by the rounding steps of channel counts that fall inside that 0.1%.
+        while hi - lo > _LOG2_WIDTH_PRECISION:
+            mid = (lo + hi) / 2
+            if count(mid) < params:
+                lo = mid
+            else:
+                hi = mid
+    best = min((lo, hi), key=lambda w: (abs(count(w) - params), w))
+    if abs(count(best) - params) <= PARAMS_TOLERANCE * params:
+        return 2.0**best
+    smallest, largest = count(_LOG2_WIDTH_RANGE[0]), count(_LOG2_WIDTH_RANGE[1])
+    if params < smallest or params > largest:
+        reach = (
+            f"it reaches {smallest:,} parameters at the smallest width (2**{_LOG2_WIDTH_RANGE[0]:g}, one channel "
+            f"per layer) and {largest:,} at the largest (width {2.0 ** _LOG2_WIDTH_RANGE[1]:g})"
+        )
+    else:
+        reach = (
+            f"the closest counts are {count(lo):,} (width {2.0**lo:.4g}) and {count(hi):,} (width {2.0**hi:.4g}), "
+            "since channel counts are whole numbers"
+        )
+    raise SpecError(
+        f"no width gives {params:,} parameters within {PARAMS_TOLERANCE:.0%} for input {'×'.join(map(str, shape))} "
+        f"and {num_classes} classes: {reach}; change params or the other options"
+    )
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
@@ -162,7 +280,12 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
 
 
 def _options(builder: ModelBuilder) -> dict[str, inspect.Parameter]:
-    return {p.name: p for p in list(_signature(builder).parameters.values())[2:]}
+    options = {p.name: p for p in list(_signature(builder).parameters.values())[2:]}
+    if "width" in options and "params" not in options:
+        options["params"] = inspect.Parameter(
+            "params", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=int | None
+        )
+    return options
 
 
 def _check_input_shape(input_shape: Sequence[int]) -> InputShape:

@@ -21,10 +21,12 @@ from lineup.models._layers import (
     Pooling,
     activation_layer,
     check_dropout,
+    check_width,
     check_widths,
     classifier_head,
     dense_layers,
     pooling_layer,
+    scale_widths,
 )
 from lineup.models._registry import register_variant
 
@@ -54,6 +56,8 @@ class LeNet(LineupModel):
             (e.g. 3 for a smaller first kernel); None uses ``kernel_size``.
         channels: output channels of each convolution stage, input side first; (12, 32) doubles the filters.
         fc: units of each hidden fully connected layer, input side first.
+        width: multiplier of ``channels`` and ``fc`` (rounded, at least 1); with it the model takes a
+            ``params`` budget.
     """
 
     def __init__(
@@ -70,11 +74,14 @@ class LeNet(LineupModel):
         first_kernel_size: int | None = None,
         channels: tuple[int, ...] = (6, 16),
         fc: tuple[int, ...] = (120, 84),
+        width: float = 1.0,
     ) -> None:
         super().__init__()
         check_widths("channels", channels, allow_empty=False)
         check_widths("fc", fc)
         check_dropout(dropout)
+        check_width(width)
+        channels, fc = scale_widths(channels, width), scale_widths(fc, width)
         first = kernel_size if first_kernel_size is None else first_kernel_size
         kernels = [first] + [kernel_size] * (len(channels) - 1)
         if any(k < 1 for k in kernels):

@@ -9,7 +9,15 @@ import torch
 from torch import nn
 
 from lineup.models._base import InputShape, LineupModel
-from lineup.models._layers import Activation, check_dropout, check_widths, classifier_head, dense_layers
+from lineup.models._layers import (
+    Activation,
+    check_dropout,
+    check_width,
+    check_widths,
+    classifier_head,
+    dense_layers,
+    scale_widths,
+)
 from lineup.models._registry import register_variant
 
 
@@ -29,6 +37,8 @@ class MLP(LineupModel):
             hidden layer (so on the input of every linear layer but the first); 0 builds no dropout layer.
         batch_norm: batch norm between each hidden linear layer and its activation (those layers then have no
             bias).
+        width: multiplier of every hidden layer's units (rounded, at least 1); with it the model takes a
+            ``params`` budget.
     """
 
     def __init__(
@@ -41,10 +51,13 @@ class MLP(LineupModel):
         negative_slope: float = 0.01,
         dropout: float = 0.0,
         batch_norm: bool = False,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
         check_widths("hidden", hidden)
         check_dropout(dropout)
+        check_width(width)
+        hidden = scale_widths(hidden, width)
         in_features = math.prod(input_shape)
         layers = dense_layers(
             in_features,
