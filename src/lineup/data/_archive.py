@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from lineup.data import paths
-from lineup.data._source import RawDataset, Source
+from lineup.data._source import DownloadableSource, RawDataset
 from lineup.data.download import download, file_digest
 from lineup.errors import DataError
 
@@ -27,7 +27,7 @@ class Archive:
     md5: str
 
 
-class ArchiveSource(Source):
+class ArchiveSource(DownloadableSource):
     """A dataset published as one archive, which may also be found unpacked.
 
     In each directory of ``paths.search_dirs`` the archive itself is looked for first (it is verified by its
@@ -68,18 +68,8 @@ class ArchiveSource(Source):
         raw = self.load(download=False)
         return [*raw.notes, f"version {raw.version}"]
 
-    def fetch(self) -> Path:
-        where = self.locate() or self._download()
-        self._read(where)
-        return where
-
     def load(self, *, download: bool = True) -> RawDataset:
-        where = self.locate()
-        if where is None:
-            if not download:
-                raise self._missing()
-            where = self._download()
-        return self._read(where)
+        return self._read(self._present(download=download))
 
     def _read(self, where: Path) -> RawDataset:
         if where.is_dir():

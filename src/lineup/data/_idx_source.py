@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from lineup.data import paths
-from lineup.data._source import RawDataset, Source, content_version
+from lineup.data._source import DownloadableSource, RawDataset, content_version
 from lineup.data.download import download
 from lineup.data.idx import decompress, read_idx
 from lineup.errors import DataError
@@ -38,7 +38,7 @@ class Resource:
     shape: tuple[int, ...]
 
 
-class IdxSource(Source):
+class IdxSource(DownloadableSource):
     """A dataset of four IDX files, one per entry of ``ROLES``, all in one directory.
 
     A directory counts as holding the dataset when all four files are there. Reading a file verifies the
@@ -65,17 +65,8 @@ class IdxSource(Source):
         _, lines, version = self._read(where)
         return [f"{self.name}: files in {where}", *lines, f"version {version}"]
 
-    def fetch(self) -> Path:
-        where = self.locate() or self._download()
-        self._read(where)
-        return where
-
     def load(self, *, download: bool = True) -> RawDataset:
-        where = self.locate()
-        if where is None:
-            if not download:
-                raise self._missing()
-            where = self._download()
+        where = self._present(download=download)
         arrays, lines, version = self._read(where)
         return RawDataset(
             self.name,

@@ -98,6 +98,36 @@ class Source(ABC):
         """Read and verify the data; ``download=False`` raises ``DataError`` rather than download."""
 
 
+class DownloadableSource(Source):
+    """A source whose files can be missing and downloaded: ``fetch`` and the search-then-download order."""
+
+    @abstractmethod
+    def _download(self) -> Path:
+        """Download and verify the files; return where they are now."""
+
+    @abstractmethod
+    def _missing(self) -> Exception:
+        """The error that says which files were looked for where, and how to obtain them."""
+
+    @abstractmethod
+    def _read(self, where: Path) -> object:
+        """Read and verify the files at ``where``."""
+
+    def _present(self, *, download: bool) -> Path:
+        """Where the data is, downloaded first when it is missing and ``download`` allows it."""
+        where = self.locate()
+        if where is not None:
+            return where
+        if not download:
+            raise self._missing()
+        return self._download()
+
+    def fetch(self) -> Path:
+        where = self._present(download=True)
+        self._read(where)
+        return where
+
+
 def content_version(name: str, parts: Iterable[bytes]) -> str:
     """``"<name>-<16 hex digits>"``: a short identifier that changes whenever any of ``parts`` changes."""
     h = hashlib.sha256()
