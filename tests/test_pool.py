@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from lineup import Store
+from cli_helpers import assert_same_runs, run_cli
 from lineup.study.executors import plan_workers
 
 STUDY = """
@@ -45,20 +42,9 @@ def test_plan_workers(runs: int, cores: int, workers: int | None, expected: tupl
     assert plan_workers(runs, cores=cores, workers=workers) == expected
 
 
-def _run(study: Path, store: Path, *extra: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "lineup", "run", str(study), "--store", str(store), "--no-progress",
-                          "--no-report", *extra], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
-
-
 def test_pool_matches_local(tmp_path: Path) -> None:
     study = tmp_path / "pool.toml"
     study.write_text(STUDY)
-    _run(study, tmp_path / "local")
-    assert "3 trained now" in _run(study, tmp_path / "pool", "--executor", "pool", "--workers", "2")
-    with Store(tmp_path / "local") as a, Store(tmp_path / "pool") as b:
-        for x, y in zip(a.runs("pool"), b.runs("pool"), strict=True):
-            assert (x.hash, y.status) == (y.hash, "complete")
-            assert x.summary["test_acc"] == y.summary["test_acc"]
-            np.testing.assert_array_equal(a.step_losses(x.hash), b.step_losses(y.hash))
+    run_cli(study, tmp_path / "local")
+    assert "3 trained now" in run_cli(study, tmp_path / "pool", "--executor", "pool", "--workers", "2")
+    assert_same_runs(tmp_path / "local", tmp_path / "pool", "pool")

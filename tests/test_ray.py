@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import assert_same_runs, run_cli
 from lineup import Store
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'lineup[ray]'")
@@ -38,29 +39,18 @@ options = { hidden = [32], dropout = 0.2 }
 """
 
 
-def _run(study: Path, store: Path, *extra: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "lineup", "run", str(study), "--store", str(store), "--no-progress",
-                          "--no-report", *extra], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
-
-
 def test_ray_executor_matches_local(tmp_path: Path) -> None:
     study = tmp_path / "ray.toml"
     study.write_text(STUDY)
-    _run(study, tmp_path / "local")
-    printed = _run(study, tmp_path / "ray", "--executor", "ray", "--cpus-per-run", "1")
+    run_cli(study, tmp_path / "local")
+    printed = run_cli(study, tmp_path / "ray", "--executor", "ray", "--cpus-per-run", "1")
     assert "2 trained now" in printed
-    with Store(tmp_path / "local") as a, Store(tmp_path / "ray") as b:
-        ra, rb = a.runs("ray"), b.runs("ray")
-        assert [r.hash for r in ra] == [r.hash for r in rb]
-        for x, y in zip(ra, rb, strict=True):
-            assert y.status == "complete"
-            assert x.summary["test_acc"] == y.summary["test_acc"]
-            np.testing.assert_array_equal(a.step_losses(x.hash), b.step_losses(y.hash))
-            assert (b.artifact_dir(y.hash) / "final.pt").exists()  # written by the worker, in the store
+    assert_same_runs(tmp_path / "local", tmp_path / "ray", "ray")
+    with Store(tmp_path / "ray") as b:
+        for r in b.runs("ray"):
+            assert (b.artifact_dir(r.hash) / "final.pt").exists()  # written by the worker, in the store
     # run again with Ray: nothing left to do
-    assert "0 trained now" in _run(study, tmp_path / "ray", "--executor", "ray")
+    assert "0 trained now" in run_cli(study, tmp_path / "ray", "--executor", "ray")
 
 
 LONG = (STUDY.replace("classes = [4, 9]\n", "").replace("seeds = [0, 1]", "seeds = [5]")
@@ -71,7 +61,7 @@ LONG = (STUDY.replace("classes = [4, 9]\n", "").replace("seeds = [0, 1]", "seeds
 def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
     study = tmp_path / "ray.toml"
     study.write_text(LONG)
-    _run(study, tmp_path / "local")
+    run_cli(study, tmp_path / "local")
     store = tmp_path / "ray"
     proc = subprocess.Popen([sys.executable, "-m", "lineup", "run", str(study), "--store", str(store),
                              "--no-progress", "--no-report", "--executor", "ray", "--checkpoint-every", "0.1"],
