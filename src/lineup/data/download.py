@@ -6,13 +6,13 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
-from lineup._io import fsync_dir
+from lineup._io import atomic_write
 from lineup.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -100,29 +100,23 @@ def _download_one(url: str, dest: Path, expected: dict[str, str], timeout: float
         raise ValueError("not an http(s) URL")
     log.info("downloading %s", url)
     hashes = {algo: hashlib.new(algo) for algo in expected}
-    # The temporary file lives in dest's directory so that os.replace is an atomic rename on one filesystem.
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            received = 0
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                length = response.headers.get("Content-Length")
-                while chunk := response.read(_CHUNK):
-                    received += len(chunk)
-                    out.write(chunk)
-                    for h in hashes.values():
-                        h.update(chunk)
-            # A connection closed early can look like a normal end of the body; say so rather than
-            # report only the checksum mismatch that follows from it.
-            if length is not None and length.isdigit() and received < int(length):
-                raise _BadResponse(f"connection closed after {received} of {int(length)} bytes")
-            for algo, h in hashes.items():
-                if h.hexdigest() != expected[algo]:
-                    raise _BadResponse(f"{algo} is {h.hexdigest()}, expected {expected[algo]}")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def write_verified(out: BinaryIO) -> None:
+        # Raising here leaves dest untouched: atomic_write renames only a body that was read whole and matched.
+        received = 0
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            while chunk := response.read(_CHUNK):
+                received += len(chunk)
+                out.write(chunk)
+                for h in hashes.values():
+                    h.update(chunk)
+        # A connection closed early can look like a normal end of the body; say so rather than
+        # report only the checksum mismatch that follows from it.
+        if length is not None and length.isdigit() and received < int(length):
+            raise _BadResponse(f"connection closed after {received} of {int(length)} bytes")
+        for algo, h in hashes.items():
+            if h.hexdigest() != expected[algo]:
+                raise _BadResponse(f"{algo} is {h.hexdigest()}, expected {expected[algo]}")
+
+    atomic_write(dest, write_verified)
