@@ -61,6 +61,17 @@ class RawDataset:
                 a.flags.writeable = False
 
 
+def in_file_order(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], *,
+                  classes: tuple[str, ...], mean: tuple[float, ...], std: tuple[float, ...], version: str,
+                  notes: tuple[str, ...]) -> RawDataset:
+    """A ``RawDataset`` whose examples are indexed by their position in the source, in reading order."""
+    (train_x, train_y), (test_x, test_y) = train, test
+    return RawDataset(name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                      train_index=np.arange(len(train_y), dtype=np.int64),
+                      test_index=np.arange(len(test_y), dtype=np.int64),
+                      classes=classes, mean=mean, std=std, version=version, notes=notes)
+
+
 class Source(ABC):
     """One named dataset: where its files are, how to verify them and how to read them.
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lineup.data._archive import ArchiveSource
-from lineup.data._source import RawDataset, content_version
+from lineup.data._source import RawDataset, content_version, in_file_order
 from lineup.errors import DataError
 
 try:  # numpy >= 2 moved the array reconstructor that every pickled ndarray names
@@ -162,15 +162,11 @@ class CifarSource(ArchiveSource):
                 ys.append(y)
                 parts.append(data)
             arrays[split] = (np.concatenate(xs), np.concatenate(ys))
-        (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
-        return RawDataset(
+        train_y, test_y = arrays["train"][1], arrays["test"][1]
+        return in_file_order(
             self.name,
-            train_x=train_x,
-            train_y=train_y,
-            test_x=test_x,
-            test_y=test_y,
-            train_index=np.arange(len(train_y), dtype=np.int64),
-            test_index=np.arange(len(test_y), dtype=np.int64),
+            arrays["train"],
+            arrays["test"],
             classes=self.classes,
             mean=self.mean,
             std=self.std,

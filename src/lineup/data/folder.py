@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from lineup._schema import opt, parse_section
 from lineup.data._archive import ArchiveSource
 from lineup.data._csv_source import FIXED_TEST_SEED
-from lineup.data._source import RawDataset, Source, content_version
+from lineup.data._source import RawDataset, Source, content_version, in_file_order
 from lineup.data.splits import stratified_split
 from lineup.data.transform import channel_stats
 from lineup.errors import DataError, SpecError
@@ -168,14 +168,10 @@ class FolderArchiveSource(ArchiveSource):
         (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
         parts = [a.tobytes() for a in (train_x, train_y.astype("<i8"), test_x, test_y.astype("<i8"))]
         described = "; ".join(f"{split} = {' + '.join(f'{f}/' for f in fs)}" for split, fs in self.folders.items())
-        return RawDataset(
+        return in_file_order(
             self.name,
-            train_x=train_x,
-            train_y=train_y,
-            test_x=test_x,
-            test_y=test_y,
-            train_index=np.arange(len(train_y), dtype=np.int64),
-            test_index=np.arange(len(test_y), dtype=np.int64),
+            arrays["train"],
+            arrays["test"],
             classes=self.classes,
             mean=self.mean,
             std=self.std,
