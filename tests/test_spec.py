@@ -70,6 +70,22 @@ def test_hash_depends_on_content_not_names(tmp_path: Path) -> None:
     assert [r.hash for r in a] == [r.hash for r in d]  # where the files live is not part of the run
 
 
+def test_hash_ignores_settings_left_at_their_default(tmp_path: Path) -> None:
+    """Writing a default out, or a section gaining a new setting whose default is the old behaviour, keeps
+    the stored runs valid; any other value makes a new run."""
+    from lineup.spec import run_hash
+
+    a = expand(load_study(_write(tmp_path, GOOD)), data_version="v1")
+    spelled = GOOD.replace("epochs = 2", "epochs = 2\nbatch_size = 64\noptimizer = \"adam\"")
+    b = expand(load_study(_write(tmp_path, spelled)), data_version="v1")
+    assert [r.hash for r in a] == [r.hash for r in b]
+    spec = a[0].spec
+    grown = {**spec, "protocol": {**spec["protocol"], "a_future_setting": None}}
+    assert run_hash(grown) != run_hash(spec)  # unknown keys are not dropped: only defaults of known fields are
+    changed = {**spec, "train": {**spec["train"], "batch_size": 32}}
+    assert run_hash(changed) != run_hash(spec)
+
+
 BAD = [
     # (what to change in GOOD, expected key in the message, expected text)
     (("[study]", "[study"), None, "TOML syntax error"),

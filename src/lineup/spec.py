@@ -22,7 +22,7 @@ from lineup._schema import as_dict, opt, parse_section
 from lineup.errors import SpecError
 
 #: Bumped when the meaning of a resolved run spec changes, so old results are not reused by mistake.
-RUN_FORMAT = 1
+RUN_FORMAT = 2
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
 
@@ -266,6 +266,33 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _explicit(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the settings that equal their field's default, so that a setting added to a section
+    later, with a default that keeps the old behaviour, does not change the hash of runs stored before it."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for k, v in values.items():
+        f = fields.get(k)
+        if f is None:  # not a field of this section: keep it, whatever it is
+            out[k] = v
+            continue
+        if k == "early_stopping" and isinstance(v, dict):
+            v = _explicit(EarlyStoppingSection, v)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if v != default:
+            out[k] = v
+    return out
+
+
+def run_hash(spec: dict[str, Any]) -> str:
+    """The identity of a run: its resolved spec, less what cannot change its result (where the data files were
+    found, whether they may be downloaded; the data version covers their content) and less default settings."""
+    data = {k: v for k, v in spec["data"].items() if k not in ("root", "download")}
+    hashed = {**spec, "data": _explicit(DataSection, data), "train": _explicit(TrainSection, spec["train"]),
+              "protocol": _explicit(ProtocolSection, spec["protocol"])}
+    return _digest(hashed)
+
+
 def expand(study: Study, *, data_version: str) -> list[RunSpec]:
     """Every run of the study: one per model entry and seed, in the order of the file.
 
@@ -285,7 +312,5 @@ def expand(study: Study, *, data_version: str) -> list[RunSpec]:
                 "protocol": as_dict(study.protocol),
                 "seed": seed,
             }
-            # Where the data files were found does not change the data; the version covers the content.
-            hashed = {**spec, "data": {k: v for k, v in spec["data"].items() if k not in ("root", "download")}}
-            runs.append(RunSpec(study=study.name, label=entry.name, seed=seed, spec=spec, hash=_digest(hashed)))
+            runs.append(RunSpec(study=study.name, label=entry.name, seed=seed, spec=spec, hash=run_hash(spec)))
     return runs
