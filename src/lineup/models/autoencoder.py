@@ -1,0 +1,490 @@
+"""Autoencoders (Hinton & Salakhutdinov, 2006, Science 313:504): an encoder to a latent code, a decoder back.
+
+Two families share one interface: a dense one on the flattened input and a convolutional one whose encoder
+halves the resolution at every stage and whose decoder undoes it exactly, so the reconstruction has the input's
+shape for any input size (``conv_plan`` says how; a 1×1×2 point of a 2-D mixture works as well as a 3×32×32
+image). ``encode(x)`` gives the code, ``decode(z)`` the decoder's raw output, ``reconstruct(x)`` the
+reconstruction in input space and ``forward_features(x)`` the code, which is what analyses read.
+
+A linear classifier head on the code is always present, so that an autoencoder stands in a line-up like any
+classifier: ``forward(x)`` returns its logits. Training through the ordinary fit loop, whose objective only sees
+those logits, still trains the decoder: in training mode ``forward`` adds the gradient of
+``reconstruction_weight · reconstruction_loss`` to whatever loss the logits are backpropagated from
+(``add_auxiliary_loss``; the mechanism is an identity on the logits whose backward also differentiates the
+auxiliary term). The model then learns a supervised autoencoder, classification plus reconstruction (Le, Patterson
+& White, 2018, "Supervised autoencoders", NeurIPS). With ``supervised = False`` the head reads the code through a
+``detach``: the classification loss trains the head alone, a linear probe (Alain & Bengio, 2016,
+arXiv:1610.01644) on a code learned from reconstruction alone. With ``reconstruction_weight = 0`` the decoder
+is never run by ``forward`` and the model is a classifier with a bottleneck. The loss a loop logs is the
+classification loss alone (the auxiliary term changes gradients, not values); an objective that computes the
+reconstruction itself should build the model with ``reconstruction_weight = 0`` so the term is not counted twice.
+
+The down- and up-sampling stacks (``conv_encoder``, ``conv_decoder``, ``dense_encoder``, ``dense_decoder``)
+are public because the VAE (``lineup.models.vae``) and the DCGAN (``lineup.models.gan``) are built from them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lineup.errors import SpecError
+from lineup.models._base import InputShape, LineupModel
+from lineup.models._layers import (
+    Activation,
+    activation_layer,
+    check_width,
+    check_widths,
+    classifier_head,
+    dense_layers,
+    scale_widths,
+)
+from lineup.models._registry import register_variant
+
+Likelihood = Literal["gaussian", "bernoulli"]
+"""What the decoder's raw output means: the mean of a Gaussian, or the logits of independent Bernoullis (inputs
+in [0, 1])."""
+
+LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The auxiliary gradient.
+
+
+class _AddAuxiliaryLoss(torch.autograd.Function):
+    """Identity on ``outputs``; its backward passes the outputs' gradient through and gives ``aux`` gradient 1."""
+
+    @staticmethod
+    def forward(outputs: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return outputs.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
+        aux = inputs[1]
+        ctx.aux_spec = (aux.shape, aux.dtype, aux.device)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        shape, dtype, device = ctx.aux_spec
+        return grad, torch.ones(shape, dtype=dtype, device=device)
+
+
+def add_auxiliary_loss(outputs: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+    """``outputs`` unchanged, such that backpropagating any loss ``L`` through them computes ``∇(L + aux)``.
+
+    This lets a model carry a term of its own training objective (a reconstruction error, a KL divergence)
+    through a training loop that only sees the model's outputs. The gradient of ``aux`` is added once per
+    backward pass through ``outputs`` and does not depend on ``L``; ``aux`` itself is not part of the value of
+    ``L``, so a loop that logs ``L`` does not see it.
+
+    Args:
+        outputs: any tensor, e.g. logits ``(N, K)``.
+        aux: a scalar tensor to be minimised along with the loss computed from ``outputs``.
+
+    Example:
+        >>> w = torch.tensor(3.0, requires_grad=True)
+        >>> y = add_auxiliary_loss(2 * w, w**2)  # value 2w; backward differentiates 2w + w^2
+        >>> y.backward()
+        >>> y.item(), w.grad.item()  # d(2w + w^2)/dw = 2 + 2w = 8
+        (6.0, 8.0)
+    """
+    if aux.ndim != 0:
+        raise ValueError(f"the auxiliary loss must be a scalar, got shape {tuple(aux.shape)}")
+    return _AddAuxiliaryLoss.apply(outputs, aux)  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Down- and up-sampling stacks.
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """The spatial sizes through a stack of convolution stages.
+
+    Stage ``i`` reads ``sizes[i]``; it halves height and width (a 4×4, stride-2 convolution with padding 1, which
+    maps a side ``s`` to ``floor(s / 2)``) while both sides are at least 2, and keeps them otherwise (3×3, stride
+    1, padding 1). The decoder runs the stages backwards with 4×4, stride-2 transposed convolutions, which map a
+    side ``t`` to ``2 t + p``; the output padding ``p = s mod 2`` restores an odd side exactly, so the decoder
+    output has the input's size with no interpolation or cropping.
+
+    Attributes:
+        sizes: ``(height, width)`` read by each stage, input side first.
+        halves: whether each stage halves.
+        out: ``(height, width)`` after the last stage.
+    """
+
+    sizes: tuple[tuple[int, int], ...]
+    halves: tuple[bool, ...]
+    out: tuple[int, int]
+
+
+def conv_plan(height: int, width: int, stages: int) -> ConvPlan:
+    """The sizes ``stages`` encoder stages go through from ``height × width``; see ``ConvPlan``.
+
+    Example:
+        >>> conv_plan(28, 28, 3)  # 28 -> 14 -> 7 -> 3; the decoder's 3 -> 7 uses output padding 1
+        ConvPlan(sizes=((28, 28), (14, 14), (7, 7)), halves=(True, True, True), out=(3, 3))
+        >>> conv_plan(1, 2, 2).halves  # a 1x2 input cannot be halved
+        (False, False)
+    """
+    sizes, halves = [], []
+    for _ in range(stages):
+        sizes.append((height, width))
+        halve = min(height, width) >= 2
+        halves.append(halve)
+        if halve:
+            height, width = height // 2, width // 2
+    return ConvPlan(tuple(sizes), tuple(halves), (height, width))
+
+
+def _conv(in_channels: int, out_channels: int, halve: bool, *, bias: bool) -> nn.Conv2d:
+    if halve:
+        return nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+
+
+def conv_encoder(
+    input_shape: InputShape,
+    channels: Sequence[int],
+    *,
+    activation: str = "relu",
+    negative_slope: float = 0.01,
+    batch_norm: bool = False,
+    norm_first: bool = True,
+) -> tuple[nn.Sequential, int]:
+    """``(N, C, H, W)`` to ``(N, D)``: ``conv{i}`` → [``conv{i}_bn``] → ``conv{i}_act`` per stage, then ``flatten``.
+
+    Args:
+        input_shape: ``(channels, height, width)`` of one example.
+        channels: output channels of each stage, input side first.
+        activation: nonlinearity after every stage.
+        negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
+        batch_norm: batch norm before each activation (the convolution then has no bias).
+        norm_first: whether the first stage has batch norm too; DCGAN's discriminator leaves it out
+            (Radford et al., 2015, arXiv:1511.06434, section 3), so the input's own statistics are kept.
+
+    Returns:
+        The stack and ``D``, its flat output width.
+    """
+    plan = conv_plan(input_shape[1], input_shape[2], len(channels))
+    layers: list[tuple[str, nn.Module]] = []
+    in_channels = input_shape[0]
+    for i, (out_channels, halve) in enumerate(zip(channels, plan.halves, strict=True), start=1):
+        norm = batch_norm and (norm_first or i > 1)
+        layers.append((f"conv{i}", _conv(in_channels, out_channels, halve, bias=not norm)))
+        if norm:
+            layers.append((f"conv{i}_bn", nn.BatchNorm2d(out_channels)))
+        layers.append((f"conv{i}_act", activation_layer(activation, negative_slope=negative_slope)))
+        in_channels = out_channels
+    layers.append(("flatten", nn.Flatten()))
+    return nn.Sequential(OrderedDict(layers)), in_channels * math.prod(plan.out)
+
+
+def conv_decoder(
+    latent_dim: int,
+    output_shape: InputShape,
+    channels: Sequence[int],
+    *,
+    activation: str = "relu",
+    negative_slope: float = 0.01,
+    batch_norm: bool = False,
+) -> nn.Sequential:
+    """``(N, latent_dim)`` to raw ``(N, C, H, W)`` values: the mirror image of ``conv_encoder`` with ``channels``.
+
+    A linear map projects the code to the encoder's last feature map (``project`` → ``unflatten`` →
+    [``project_bn``] → ``project_act``, the "project and reshape" of DCGAN's generator); then stage ``i`` (counted
+    from the code) maps the channels of encoder stage ``n - i + 1`` back to those of stage ``n - i``,
+    ``deconv{i}`` → [``deconv{i}_bn``] → ``deconv{i}_act``; the last stage, ``out``, maps to the input channels with
+    neither norm nor activation, so the output can be a mean or logits.
+    """
+    plan = conv_plan(output_shape[1], output_shape[2], len(channels))
+    widths = [output_shape[0], *channels]  # widths[i] = channels into encoder stage i + 1
+    layers: list[tuple[str, nn.Module]] = [
+        ("project", nn.Linear(latent_dim, widths[-1] * math.prod(plan.out), bias=not batch_norm)),
+        ("unflatten", nn.Unflatten(1, (widths[-1], *plan.out))),
+    ]
+    if batch_norm:
+        layers.append(("project_bn", nn.BatchNorm2d(widths[-1])))
+    layers.append(("project_act", activation_layer(activation, negative_slope=negative_slope)))
+    n = len(channels)
+    for i, stage in enumerate(reversed(range(n)), start=1):  # encoder stage indices n-1 .. 0
+        last = stage == 0
+        in_channels, out_channels = widths[stage + 1], widths[stage]
+        h, w = plan.sizes[stage]
+        if plan.halves[stage]:
+            conv: nn.Module = nn.ConvTranspose2d(
+                in_channels, out_channels, 4, stride=2, padding=1, output_padding=(h % 2, w % 2),
+                bias=last or not batch_norm,
+            )
+        else:
+            conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=last or not batch_norm)
+        if last:
+            layers.append(("out", conv))
+            break
+        layers.append((f"deconv{i}", conv))
+        if batch_norm:
+            layers.append((f"deconv{i}_bn", nn.BatchNorm2d(out_channels)))
+        layers.append((f"deconv{i}_act", activation_layer(activation, negative_slope=negative_slope)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def dense_encoder(
+    input_shape: InputShape,
+    hidden: Sequence[int],
+    *,
+    activation: str = "relu",
+    negative_slope: float = 0.01,
+    batch_norm: bool = False,
+) -> tuple[nn.Sequential, int]:
+    """``(N, C, H, W)`` to ``(N, D)``: ``flatten``, then ``fc{i}`` → [``fc{i}_bn``] → ``fc{i}_act`` per width.
+
+    Returns:
+        The stack and ``D``, the last hidden width (the flattened input's width without hidden layers).
+    """
+    layers = dense_layers(math.prod(input_shape), hidden, activation=activation, negative_slope=negative_slope,
+                          batch_norm=batch_norm, dropout=0.0)
+    width = hidden[-1] if hidden else math.prod(input_shape)
+    return nn.Sequential(OrderedDict([("flatten", nn.Flatten()), *layers])), width
+
+
+def dense_decoder(
+    latent_dim: int,
+    output_shape: InputShape,
+    hidden: Sequence[int],
+    *,
+    activation: str = "relu",
+    negative_slope: float = 0.01,
+    batch_norm: bool = False,
+) -> nn.Sequential:
+    """``(N, latent_dim)`` to raw ``(N, C, H, W)`` values: the hidden widths in reverse order, then ``out``.
+
+    ``hidden`` is given input side first, as for ``dense_encoder``, so the same tuple builds mirror images.
+    """
+    widths = list(reversed(hidden))
+    layers = dense_layers(latent_dim, widths, activation=activation, negative_slope=negative_slope,
+                          batch_norm=batch_norm, dropout=0.0)
+    layers.append(("out", nn.Linear(widths[-1] if widths else latent_dim, math.prod(output_shape))))
+    layers.append(("unflatten", nn.Unflatten(1, tuple(output_shape))))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def check_latent_options(latent_dim: int, likelihood: str, weight: float, weight_name: str) -> None:
+    """Options every latent-variable model here takes."""
+    if latent_dim < 1:
+        raise SpecError(f"latent_dim must be at least 1, got {latent_dim}")
+    if likelihood not in LIKELIHOODS:
+        raise SpecError(f"likelihood must be one of {', '.join(map(repr, LIKELIHOODS))}, got {likelihood!r}")
+    if not weight >= 0:
+        raise SpecError(f"{weight_name} must be >= 0, got {weight!r}")
+
+
+def stage_layers(encoder: nn.Sequential) -> dict[str, nn.Module]:
+    """Each stage's activation in an encoder stack (``conv1``, ``conv2`` ... or ``fc1``, ``fc2`` ...)."""
+    return {name.removesuffix("_act"): m for name, m in encoder.named_children() if name.endswith("_act")}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Models.
+
+
+class Autoencoder(LineupModel):
+    """Encoder → linear map to the code; decoder from the code; linear classifier head on the code.
+
+    Subclasses build the two stacks (``DenseAutoencoder``, ``ConvAutoencoder``); see the module docstring for
+    how ``forward`` trains the decoder through the logits.
+
+    Args:
+        input_shape: ``(channels, height, width)`` of one example.
+        num_classes: number of logits of the head.
+        encoder: ``(N, C, H, W)`` to ``(N, encoder_dim)``.
+        encoder_dim: width of the encoder's output.
+        decoder: ``(N, latent_dim)`` to raw ``(N, C, H, W)`` values.
+        latent_dim: width of the code.
+        likelihood: ``"gaussian"``: the decoder outputs the reconstruction and the loss is the mean squared error;
+            ``"bernoulli"``: it outputs logits and the loss is the binary cross-entropy against inputs in [0, 1].
+        reconstruction_weight: weight of the reconstruction loss that ``forward`` adds in training mode; 0 never
+            runs the decoder in ``forward``.
+        supervised: whether the classification loss reaches the encoder; ``False`` makes the head a linear probe.
+    """
+
+    def __init__(
+        self,
+        input_shape: InputShape,
+        num_classes: int,
+        encoder: nn.Sequential,
+        encoder_dim: int,
+        decoder: nn.Sequential,
+        *,
+        latent_dim: int,
+        likelihood: Likelihood,
+        reconstruction_weight: float,
+        supervised: bool,
+    ) -> None:
+        super().__init__()
+        check_latent_options(latent_dim, likelihood, reconstruction_weight, "reconstruction_weight")
+        self.input_shape = tuple(input_shape)
+        self.likelihood = likelihood
+        self.reconstruction_weight = float(reconstruction_weight)
+        self.supervised = supervised
+        self.latent_dim = self.feature_dim = latent_dim
+        self.encoder = encoder
+        self.code = nn.Linear(encoder_dim, latent_dim)
+        self.decoder = decoder
+        self.head = classifier_head(latent_dim, num_classes)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code ``(N, latent_dim)`` of inputs ``(N, C, H, W)``."""
+        return self.code(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output ``(N, C, H, W)`` for codes ``(N, latent_dim)``: a mean, or logits."""
+        return self.decoder(z)
+
+    def output_mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """The reconstruction in input space from the decoder's raw output (the sigmoid of Bernoulli logits)."""
+        return torch.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(x))`` in input space, shape ``(N, C, H, W)``."""
+        return self.output_mean(self.decode(self.encode(x)))
+
+    def reconstruction_loss(self, x: torch.Tensor, decoded: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over all values and examples of the squared error (Gaussian) or binary cross-entropy (Bernoulli).
+
+        A mean per value rather than a sum per example keeps the term on the scale of a cross-entropy whatever
+        the input size, so that ``reconstruction_weight = 1`` balances the two for 8×8 digits and 64×64 images
+        alike.
+
+        Args:
+            x: inputs ``(N, C, H, W)``; in [0, 1] for a Bernoulli decoder.
+            decoded: ``decode(encode(x))`` if already computed.
+        """
+        if decoded is None:
+            decoded = self.decode(self.encode(x))
+        if self.likelihood == "bernoulli":
+            return F.binary_cross_entropy_with_logits(decoded, x)
+        return F.mse_loss(decoded, x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features if self.supervised else features.detach())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        code = self.forward_features(x)
+        logits = self.forward_head(code)
+        if self.training and self.reconstruction_weight > 0 and torch.is_grad_enabled():
+            loss = self.reconstruction_loss(x, self.decode(code))
+            logits = add_auxiliary_loss(logits, self.reconstruction_weight * loss)
+        return logits
+
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """Each encoder stage's activation (``conv{i}`` or ``fc{i}``), input side first; the code is the features."""
+        return stage_layers(self.encoder)
+
+
+class DenseAutoencoder(Autoencoder):
+    """Fully connected autoencoder: flatten → hidden layers → code → hidden layers reversed → reshape.
+
+    Args:
+        input_shape: ``(channels, height, width)`` of one example.
+        num_classes: number of logits of the head on the code.
+        latent_dim: width of the code (2 to draw it on the plane).
+        hidden: units of the encoder's hidden layers, input side first; the decoder has them in reverse.
+        activation: nonlinearity after every hidden layer.
+        negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
+        batch_norm: batch norm before every hidden activation.
+        likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs in [0, 1]).
+        reconstruction_weight: weight of the reconstruction loss ``forward`` adds in training mode.
+        supervised: whether the classification loss trains the encoder (``False``: a linear probe).
+        width: multiplier of the hidden widths (not of ``latent_dim``); with it the model takes ``params``.
+    """
+
+    def __init__(
+        self,
+        input_shape: InputShape,
+        num_classes: int,
+        *,
+        latent_dim: int = 16,
+        hidden: tuple[int, ...] = (256, 128),
+        activation: Activation = "relu",
+        negative_slope: float = 0.01,
+        batch_norm: bool = False,
+        likelihood: Likelihood = "gaussian",
+        reconstruction_weight: float = 1.0,
+        supervised: bool = True,
+        width: float = 1.0,
+    ) -> None:
+        check_latent_options(latent_dim, likelihood, reconstruction_weight, "reconstruction_weight")
+        check_widths("hidden", hidden)
+        check_width(width)
+        hidden = scale_widths(hidden, width)
+        encoder, encoder_dim = dense_encoder(input_shape, hidden, activation=activation,
+                                             negative_slope=negative_slope, batch_norm=batch_norm)
+        decoder = dense_decoder(latent_dim, input_shape, hidden, activation=activation,
+                                negative_slope=negative_slope, batch_norm=batch_norm)
+        super().__init__(input_shape, num_classes, encoder, encoder_dim, decoder, latent_dim=latent_dim,
+                         likelihood=likelihood, reconstruction_weight=reconstruction_weight, supervised=supervised)
+
+
+class ConvAutoencoder(Autoencoder):
+    """Convolutional autoencoder: stride-2 convolutions → code → transposed convolutions back to the input size.
+
+    Args:
+        input_shape: ``(channels, height, width)`` of one example; any size (stages stop halving at 1 pixel).
+        num_classes: number of logits of the head on the code.
+        latent_dim: width of the code (2 to draw it on the plane).
+        channels: output channels of each encoder stage, input side first; the decoder mirrors them.
+        activation: nonlinearity after every stage but the decoder's last.
+        negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
+        batch_norm: batch norm before every activation.
+        likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs in [0, 1]).
+        reconstruction_weight: weight of the reconstruction loss ``forward`` adds in training mode.
+        supervised: whether the classification loss trains the encoder (``False``: a linear probe).
+        width: multiplier of ``channels`` (not of ``latent_dim``); with it the model takes ``params``.
+    """
+
+    def __init__(
+        self,
+        input_shape: InputShape,
+        num_classes: int,
+        *,
+        latent_dim: int = 16,
+        channels: tuple[int, ...] = (32, 64),
+        activation: Activation = "relu",
+        negative_slope: float = 0.01,
+        batch_norm: bool = False,
+        likelihood: Likelihood = "gaussian",
+        reconstruction_weight: float = 1.0,
+        supervised: bool = True,
+        width: float = 1.0,
+    ) -> None:
+        check_latent_options(latent_dim, likelihood, reconstruction_weight, "reconstruction_weight")
+        check_widths("channels", channels, allow_empty=False)
+        check_width(width)
+        channels = scale_widths(channels, width)
+        encoder, encoder_dim = conv_encoder(input_shape, channels, activation=activation,
+                                            negative_slope=negative_slope, batch_norm=batch_norm)
+        decoder = conv_decoder(latent_dim, input_shape, channels, activation=activation,
+                               negative_slope=negative_slope, batch_norm=batch_norm)
+        super().__init__(input_shape, num_classes, encoder, encoder_dim, decoder, latent_dim=latent_dim,
+                         likelihood=likelihood, reconstruction_weight=reconstruction_weight, supervised=supervised)
+
+
+autoencoder = register_variant(
+    "autoencoder", DenseAutoencoder,
+    "Dense autoencoder with a classifier head on its code; forward also trains the decoder on reconstruction.",
+)
+conv_autoencoder = register_variant(
+    "conv_autoencoder", ConvAutoencoder,
+    "Convolutional autoencoder with a classifier head on its code; forward also trains the decoder.",
+)
