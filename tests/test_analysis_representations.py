@@ -9,7 +9,14 @@ import pytest
 from scipy.stats import ortho_group
 
 from lineup.analysis import representations
-from lineup.analysis.representations import cka_between_models, linear_cka
+from lineup.analysis.representations import (
+    cka_at_depth,
+    cka_between_models,
+    layer_at_depth,
+    layer_stability,
+    linear_cka,
+    relative_depths,
+)
 
 
 def _hsic_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -94,6 +101,51 @@ def test_cka_between_models_without_shared_seeds_or_with_one_seed(x: np.ndarray)
     assert np.isnan(cka[0, 0]) and pairs[0, 0] == 0  # a single seed has no seed-to-seed similarity
     with pytest.raises(ValueError, match="rows"):
         cka_between_models({"a": {0: x}, "b": {0: x[:50]}})
+
+
+def test_layer_stability_per_layer_over_seed_pairs(x: np.ndarray) -> None:
+    rng = np.random.default_rng(6)
+    q = ortho_group.rvs(6, random_state=7)
+    noise = rng.normal(size=(200, 6))
+    features = {
+        0: {"a": x, "b": x[:, :3]},
+        1: {"a": x @ q, "b": x[:, :3] + rng.normal(size=(200, 3))},
+        2: {"a": noise, "c": x},  # "b" is missing here, "c" is only here (runs of another version)
+    }
+    a, b, c = layer_stability(features)
+    assert [(e.layer, e.depth, e.width) for e in (a, b, c)] == [("a", 1 / 3, 6), ("b", 2 / 3, 3), ("c", 1.0, 6)]
+    # "a" over pairs (0, 1), (0, 2), (1, 2): CKA(x, xQ) = 1 and the two against noise
+    pairs = [1.0, linear_cka(x, noise), linear_cka(x @ q, noise)]
+    assert a.pairs == 3 and a.mean == pytest.approx(np.mean(pairs))
+    assert a.high == pytest.approx(1.0) and a.low == pytest.approx(min(pairs)) and a.low < 0.2
+    assert b.pairs == 1 and b.mean == pytest.approx(linear_cka(features[0]["b"], features[1]["b"]))
+    assert c.pairs == 0 and np.isnan(c.mean) and np.isnan(c.low)  # one seed: nothing to compare
+
+
+def test_layer_at_depth_and_relative_depths() -> None:
+    five = ["s1", "s2", "s3", "s4", "s5"]
+    assert relative_depths(five)["s3"] == pytest.approx(0.6)
+    # 0.25 of 5 layers is 1.25 layers deep: s1 (1) is nearer than s2 (2); 0.75 -> 3.75: s4
+    assert [layer_at_depth(five, d) for d in (0.25, 0.5, 0.75, 1.0)] == ["s1", "s2", "s4", "s5"]
+    assert [layer_at_depth(["fc1", "fc2"], d) for d in (0.25, 0.75, 0.76)] == ["fc1", "fc1", "fc2"]
+    with pytest.raises(ValueError, match="no layers"):
+        layer_at_depth([], 0.5)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        layer_at_depth(five, 0.0)
+
+
+def test_cka_at_depth_compares_each_model_at_its_nearest_layer(x: np.ndarray) -> None:
+    rng = np.random.default_rng(8)
+    q = ortho_group.rvs(6, random_state=9)
+    other = rng.normal(size=(200, 6))
+    deep = {s: {"l1": other, "l2": x, "l3": other, "l4": other} for s in (0, 1)}
+    shallow = {s: {"s1": 2 * x @ q, "s2": other} for s in (0, 1)}
+    chosen, models, cka, pairs = cka_at_depth({"deep": deep, "shallow": shallow, "none": {0: {}, 1: {}}}, 0.5)
+    assert chosen == {"deep": "l2", "shallow": "s1"} and models == ["deep", "shallow"]  # "none" has no layers
+    assert cka[0, 1] == pytest.approx(1.0) and pairs[0, 1] == 2  # x against a rotated, scaled x
+    chosen, models, cka, _ = cka_at_depth({"deep": deep, "shallow": shallow}, 1.0)
+    assert chosen == {"deep": "l4", "shallow": "s2"} and cka[0, 1] == pytest.approx(1.0)  # the same "other"
+    assert cka_at_depth({"none": {0: {}}}, 0.5)[1] == []
 
 
 def test_docstring_examples() -> None:

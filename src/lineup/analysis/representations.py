@@ -1,9 +1,15 @@
-"""Similarity of learned representations: linear CKA between the features two models give the same examples."""
+"""Similarity of learned representations: linear CKA between the features two models give the same examples.
+
+Also layer by layer: how alike a layer is across seeds of one model, and how alike two models are at the same
+relative depth. A model's layers are the ones it declares (``LineupModel.representation_layers``), input side
+first; the ``i``-th of ``L`` sits at relative depth ``(i + 1) / L``, so every model's last layer is at 1.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -99,3 +105,117 @@ def cka_between_models(features: Mapping[str, Mapping[int, np.ndarray]]) -> tupl
             cka[i, j] = cka[j, i] = float(np.mean(values))
         pairs[i, j] = pairs[j, i] = len(values)
     return labels, cka, pairs
+
+
+@dataclass(frozen=True)
+class LayerStability:
+    """Linear CKA of one layer between distinct seeds of one model: how reproducible that layer is.
+
+    Attributes:
+        layer: the layer's name.
+        depth: relative depth, ``(i + 1) / L`` for the ``i``-th of the model's ``L`` layers.
+        width: features per example (channels of a spatial map).
+        mean: mean CKA over pairs of distinct seeds; NaN with fewer than two seeds.
+        low: smallest CKA over those pairs (NaN likewise).
+        high: largest CKA over those pairs (NaN likewise).
+        pairs: seed pairs with a finite CKA.
+    """
+
+    layer: str
+    depth: float
+    width: int
+    mean: float
+    low: float
+    high: float
+    pairs: int
+
+
+def relative_depths(layers: Sequence[str]) -> dict[str, float]:
+    """``{layer: (i + 1) / L}`` for ``L`` layers given input side first.
+
+    >>> relative_depths(["conv1", "conv2", "fc1", "fc2"])
+    {'conv1': 0.25, 'conv2': 0.5, 'fc1': 0.75, 'fc2': 1.0}
+    """
+    return {name: (i + 1) / len(layers) for i, name in enumerate(layers)}
+
+
+def layer_at_depth(layers: Sequence[str], depth: float) -> str:
+    """The layer whose relative depth is nearest ``depth`` (in (0, 1]); the shallower one on a tie.
+
+    >>> layer_at_depth(["s1", "s2", "s3", "s4", "s5"], 0.5)  # s2 at 0.4 and s3 at 0.6 tie
+    's2'
+    >>> layer_at_depth(["fc1", "fc2"], 0.25)
+    'fc1'
+    """
+    if not layers:
+        raise ValueError("no layers to choose from")
+    if not 0 < depth <= 1:
+        raise ValueError(f"depth must be in (0, 1], got {depth}")
+    target = depth * len(layers)  # compared in units of layers, where the tie above is exact
+    return layers[min(range(len(layers)), key=lambda i: (abs(i + 1 - target), i))]
+
+
+def _layer_order(by_seed: Mapping[int, Mapping[str, np.ndarray]]) -> list[str]:
+    """The model's layers in the order its runs list them (runs stored by another version may lack some)."""
+    return list(dict.fromkeys(name for layers in by_seed.values() for name in layers))
+
+
+def layer_stability(features: Mapping[int, Mapping[str, np.ndarray]]) -> list[LayerStability]:
+    """Linear CKA of each layer of one model between every pair of its distinct seeds.
+
+    Args:
+        features: ``{seed: {layer: (N, D_layer) features}}``, layers input side first, every array over the
+            same ``N`` examples in the same order.
+
+    Returns:
+        One entry per layer, input side first.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(50, 4))
+    >>> s = layer_stability({0: {"a": x, "b": x}, 1: {"a": 2 * x, "b": rng.normal(size=(50, 4))}})
+    >>> [(e.layer, e.depth, round(e.mean, 3), e.pairs) for e in s][0], s[1].mean < 0.5
+    (('a', 0.5, 1.0, 1), True)
+    """
+    layers = _layer_order(features)
+    depths = relative_depths(layers)
+    out = []
+    for name in layers:
+        seeds = {s: f[name] for s, f in features.items() if name in f}
+        values = [linear_cka(seeds[s], seeds[t]) for s, t in itertools.combinations(sorted(seeds), 2)]
+        values = [v for v in values if np.isfinite(v)]
+        nan = float("nan")
+        out.append(LayerStability(
+            layer=name, depth=depths[name], width=int(np.shape(next(iter(seeds.values())))[1]),
+            mean=float(np.mean(values)) if values else nan, low=min(values, default=nan),
+            high=max(values, default=nan), pairs=len(values)))
+    return out
+
+
+def cka_at_depth(features: Mapping[str, Mapping[int, Mapping[str, np.ndarray]]], depth: float
+                 ) -> tuple[dict[str, str], list[str], np.ndarray, np.ndarray]:
+    """Mean linear CKA between every pair of models, each represented by its layer nearest ``depth``.
+
+    Models with different numbers of layers are compared where they are equally far from input to output; the
+    pairing of seeds and the diagonal are those of ``cka_between_models``.
+
+    Args:
+        features: ``{model: {seed: {layer: (N, D_layer) features}}}``, layers input side first; models without
+            layers are left out.
+        depth: relative depth in (0, 1].
+
+    Returns:
+        ``(chosen, models, cka (M, M), pairs (M, M))``: the layer taken from each model, then as
+        ``cka_between_models``.
+    """
+    chosen: dict[str, str] = {}
+    taken: dict[str, dict[int, np.ndarray]] = {}
+    for model, by_seed in features.items():
+        layers = _layer_order(by_seed)
+        if not layers:
+            continue
+        chosen[model] = name = layer_at_depth(layers, depth)
+        taken[model] = {s: f[name] for s, f in by_seed.items() if name in f}
+    if not taken:
+        return chosen, [], np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64)
+    models, cka, pairs = cka_between_models(taken)
+    return chosen, models, cka, pairs

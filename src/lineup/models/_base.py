@@ -38,3 +38,16 @@ class LineupModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """The intermediate layers that representation analyses compare, by short name, input side first.
+
+        After training, lineup records the output of each of these submodules on a fixed subset of test
+        examples (forward hooks during one ``forward_features`` pass, so each module must run exactly once in
+        it) and the report compares them layer by layer: across seeds of the model, and across models at the
+        same relative depth. An output ``(N, C, ...)`` with spatial dimensions is averaged over them into
+        ``(N, C)``, one value per channel. The default declares none; a model opts in by overriding this with
+        its natural stages (conv blocks, residual stages, hidden layers). ``forward_features`` is always
+        recorded as well, so it need not be declared.
+        """
+        return {}

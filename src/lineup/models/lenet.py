@@ -122,6 +122,17 @@ class LeNet(LineupModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """Each conv block after its pooling (``conv1``, ``conv2``, ...), then each hidden fc layer's activations
+        (``fc1``, ``fc2``, ...); the last of these is what ``forward_features`` returns."""
+        layers: dict[str, nn.Module] = {}
+        for name, module in self.features.named_children():
+            if name.startswith("pool"):
+                layers[f"conv{name[4:]}"] = module
+            elif name.startswith("fc") and name.endswith("_act"):
+                layers[name.removesuffix("_act")] = module
+        return layers
+
 
 def _output_width(trunk: nn.Module, input_shape: InputShape) -> int:
     """Width of ``trunk``'s flat output, from a dry run on one zero example.

@@ -77,6 +77,11 @@ class MLP(LineupModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """Each hidden layer's activations (``fc1``, ``fc2``, ...); none for softmax regression (no hidden layer)."""
+        return {name.removesuffix("_act"): module for name, module in self.features.named_children()
+                if name.endswith("_act")}
+
 
 mlp = register_variant(
     "mlp", MLP, "Multilayer perceptron on the flattened input, two ReLU hidden layers by default."

@@ -117,6 +117,11 @@ class ResNet(LineupModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """The stem's activations (``stem``), then each stage of blocks (``layer1`` ... ``layer4``)."""
+        return {"stem" if name == "stem_act" else name: module for name, module in self.features.named_children()
+                if name == "stem_act" or name.startswith("layer")}
+
 
 class Residual(nn.Module):
     """``x + f(x)``: the residual connection of ResNet-9, with no activation after the sum."""
@@ -186,6 +191,13 @@ class ResNet9(LineupModel):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
+
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """The prep layer (``prep``), then each of the three layers after its pooling and residual
+        (``layer1`` ... ``layer3``); the features are ``layer3`` max-pooled over all positions."""
+        f = dict(self.features.named_children())
+        return {"prep": f["prep_act"], "layer1": f["res1"], "layer2": f.get("pool2", f["conv2_act"]),
+                "layer3": f["res3"]}
 
 
 resnet9 = register_variant(

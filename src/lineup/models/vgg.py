@@ -109,6 +109,14 @@ class VGG(LineupModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
+    def representation_layers(self) -> dict[str, nn.Module]:
+        """Each stage's output, after its pooling where it pools (``stage1`` ... ``stage5``)."""
+        stages: dict[str, nn.Module] = {}
+        for name, module in self.features.named_children():
+            if name.startswith(("conv", "pool")):  # conv{s}_{j}[_bn|_act] and pool{s}: stage s ends at its last
+                stages[f"stage{name[4:].split('_')[0]}"] = module
+        return stages
+
 
 # The paper's configurations (its Table 1): convolutions per stage; the channels are the default's.
 vgg11 = register_variant(
