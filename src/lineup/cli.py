@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from lineup.errors import LineupError
+
+if TYPE_CHECKING:  # for annotations only: each command imports what it uses when it runs
+    from lineup.api import PartInfo
 
 DEFAULT_STORE = "lineup-results"
 _store_option = click.option("--store", "store_dir", default=DEFAULT_STORE, show_default=True,
@@ -52,36 +56,33 @@ def main() -> None:
 def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None, checkpoint_every: float,
         executor: str, workers: int | None, address: str | None, cpus_per_run: float, gpus_per_run: float) -> None:
     """Train every run of STUDY_FILE that the store lacks, then write the report."""
-    from lineup.report import build_report
-    from lineup.spec import load_study
+    from lineup import api
     from lineup.store import Store
-    from lineup.study import prepare, run_study
 
-    study = load_study(study_file)
-    plan = prepare(study)  # data and models are checked before the store is opened
+    options: dict[str, object] = {}
+    if executor == "ray":
+        options = {"address": address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run}
+    elif executor == "pool":
+        options = {"workers": workers}
+    results = api.run(study_file, store_dir, executor=executor, report=not no_report, progress=progress,
+                      checkpoint_every_s=checkpoint_every, **options)
+    outcome = results.outcome
+    assert outcome is not None  # set by api.run
+    n_new, n_old = len(outcome.trained), len(outcome.skipped)
+    click.echo(f"{outcome.study.name}: {len(outcome.runs)} runs, {n_new} trained now, {n_old} already in the store"
+               + (f", {len(outcome.taken_elsewhere)} held by another process" if outcome.taken_elsewhere else ""))
+    for run, result in outcome.trained:
+        if result.status != "complete":
+            first = (result.error or "").splitlines()[0] if result.error else ""
+            click.secho(f"  {run.label} seed {run.seed} ({run.short}): {result.status}: {first}", fg="yellow")
+    if outcome.interrupted:
+        click.secho("interrupted: the current run was checkpointed; run the same command again to resume.",
+                    fg="yellow", err=True)
+        sys.exit(130)
+    if results.report_path is not None:
+        click.echo(f"report: {results.report_path}")
     with Store(store_dir) as store:
-        options: dict[str, object] = {}
-        if executor == "ray":
-            options = {"address": address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run}
-        elif executor == "pool":
-            options = {"workers": workers}
-        outcome = run_study(plan, store, progress=progress, checkpoint_every_s=checkpoint_every, executor=executor,
-                            executor_options=options)
-        n_new, n_old = len(outcome.trained), len(outcome.skipped)
-        click.echo(f"{study.name}: {len(outcome.runs)} runs, {n_new} trained now, {n_old} already in the store"
-                   + (f", {len(outcome.taken_elsewhere)} held by another process" if outcome.taken_elsewhere else ""))
-        for run, result in outcome.trained:
-            if result.status != "complete":
-                first = (result.error or "").splitlines()[0] if result.error else ""
-                click.secho(f"  {run.label} seed {run.seed} ({run.short}): {result.status}: {first}", fg="yellow")
-        if outcome.interrupted:
-            click.secho("interrupted: the current run was checkpointed; run the same command again to resume.",
-                        fg="yellow", err=True)
-            sys.exit(130)
-        if not no_report:
-            path = build_report(store, study.name)
-            click.echo(f"report: {path}")
-        _print_table(store, study.name)
+        _print_table(store, outcome.study.name)
 
 
 def _print_table(store: object, study: str) -> None:
@@ -96,14 +97,24 @@ def _print_table(store: object, study: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="report folder (default: in the store)")
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True,
               help="html: one self-contained page; md: report.md beside figures/*.png")
-def report(study: str, store_dir: str, out: str | None, fmt: str) -> None:
+@click.option("--tensorboard", "tensorboard_dir", type=click.Path(file_okay=False), default=None,
+              help="also write every run's metrics as TensorBoard event files, one folder per run, under this folder "
+                   "(needs pip install 'lineup[tensorboard]')")
+def report(study: str, store_dir: str, out: str | None, fmt: str, tensorboard_dir: str | None) -> None:
     """(Re)build the report of STUDY from the store alone."""
     from lineup.report import build_report
+    from lineup.report.export import export_tensorboard, require_tensorboard
     from lineup.store import Store
 
     _require_store(store_dir)
+    if tensorboard_dir is not None:
+        require_tensorboard()  # a missing package fails before the report is built
     with Store(store_dir) as store:
         click.echo(f"report: {build_report(store, study, out, format=fmt)}")
+        if tensorboard_dir is not None:
+            runs = export_tensorboard(store, study, tensorboard_dir)
+            click.echo(f"tensorboard: {len(runs)} runs in {tensorboard_dir} (view: tensorboard --logdir "
+                       f"{tensorboard_dir})")
 
 
 def _require_store(store_dir: str) -> None:
@@ -149,23 +160,67 @@ def show(run_id: str, store_dir: str) -> None:
             click.echo("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in e.items()))
 
 
+def _list_parts(parts: list[PartInfo]) -> None:
+    """Name, one-line description, where it comes from (unless lineup) and options with defaults, wrapped."""
+    import textwrap
+
+    for part in parts:
+        origin = "" if part.origin == "lineup" else f"  [from {part.origin}]"
+        click.echo(f"{part.name:<22} {part.description}{origin}")
+        opts = ", ".join(f"{k}={v!r}" for k, v in part.options.items()) or "-"
+        click.echo(textwrap.fill(opts, width=118, initial_indent=" " * 23 + "options: ",
+                                 subsequent_indent=" " * 32, break_on_hyphens=False))
+
+
 @main.command()
 def models() -> None:
-    """List the registered models with their options and defaults."""
-    from lineup.models import list_models, model_doc, model_options
+    """List the registered models (installed plugins included) with their options and defaults."""
+    from lineup.api import describe_models
 
-    for name in list_models():
-        opts = ", ".join(f"{k}={v!r}" for k, v in model_options(name).items())
-        click.echo(f"{name:<22} {model_doc(name)}\n{'':<22} options: {opts or '-'}")
+    _list_parts(describe_models())
 
 
 @main.command()
 def datasets() -> None:
-    """List the named datasets."""
-    from lineup.data import list_datasets
+    """List the datasets (installed plugins included) with their [data.options] and defaults."""
+    from lineup.api import describe_datasets
 
-    for name in list_datasets():
-        click.echo(name)
+    _list_parts(describe_datasets())
+    click.echo("\nDatasets of uint8 images (all but the synthetic ones) also take [data.distortions]: imbalance, "
+               "label_noise,\ninput_noise, affine, erasing, blur (see the README).")
+
+
+@main.command()
+@click.argument("path", required=False, default="study.toml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="overwrite PATH if it exists")
+def init(path: str, force: bool) -> None:
+    """Write a commented starter study to PATH (default: study.toml) that validates and trains in a minute."""
+    import tomllib
+
+    from lineup.schema import starter_study
+    from lineup.spec import parse_study
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise LineupError(f"{path} exists: give another PATH, or --force to overwrite it")
+    text = starter_study(target.stem, path=path)
+    parse_study(tomllib.loads(text))  # never write a starter that would not validate
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}; train it with: lineup run {path}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write it to this file instead")
+def schema(out: str | None) -> None:
+    """Print the JSON Schema of study files, for editors that validate and complete TOML (see the README)."""
+    from lineup.schema import schema_text
+
+    if out is None:
+        click.echo(schema_text(), nl=False)
+        return
+    Path(out).write_text(schema_text(), encoding="utf-8")
+    click.echo(f"wrote {out}")
 
 
 @main.group()

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lineup._registry import Registry
 from lineup.data._archive import Archive
 from lineup.data._csv_source import PackagedCsvSource
 from lineup.data._idx_source import IdxSource, Resource
@@ -20,6 +19,7 @@ from lineup.data._source import RawDataset, Source
 from lineup.data.cifar import CifarSource, Member
 from lineup.data.folder import FolderArchiveSource, ImageFolderSource
 from lineup.errors import SpecError
+from lineup.plugins import DiscoveringRegistry
 
 __all__ = [
     "DATASETS",
@@ -35,7 +35,8 @@ __all__ = [
     "locate",
 ]
 
-DATASETS: Registry[type[Source]] = Registry("dataset")
+# Installed plugins are imported when a name is missing or the datasets are listed (see lineup.plugins).
+DATASETS: DiscoveringRegistry[type[Source]] = DiscoveringRegistry("dataset")
 
 S = TypeVar("S", bound=type[Source])
 
@@ -246,8 +247,9 @@ def get_source(
         SpecError: options for a dataset that takes none, or options that do not validate.
     """
     cls = DATASETS.get(name)
-    if issubclass(cls, ImageFolderSource):  # the one source configured by options
-        return cls(root, options)
+    # Sources configured by options: image folders, and datasets registered in code (lineup.data.custom).
+    if issubclass(cls, ImageFolderSource) or getattr(cls, "takes_options", False):
+        return cls(root, options)  # type: ignore[call-arg]
     if options:
         raise SpecError(
             f"dataset {name!r} takes no options besides resize and channels, got {', '.join(options)}",

@@ -19,14 +19,16 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import torch
 
-from lineup._registry import Registry, did_you_mean
+from lineup._registry import did_you_mean
 from lineup.errors import SpecError
 from lineup.models._base import InputShape, LineupModel
+from lineup.plugins import DiscoveringRegistry
 
 ModelBuilder = Callable[..., LineupModel]
 B = TypeVar("B", bound=ModelBuilder)
 
-_models: Registry[ModelBuilder] = Registry("model")
+# Installed plugins are imported when a name is missing or the models are listed (see lineup.plugins).
+_models: DiscoveringRegistry[ModelBuilder] = DiscoveringRegistry("model")
 
 _POSITIONAL = ("input_shape", "num_classes")
 
@@ -47,13 +49,23 @@ def register_model(fn: B) -> B:
     must also build under ``torch.device("meta")``, where tensors have shapes but no values: a dry run to
     measure a layer's input size is fine, reading a value (``.item()``) is not.
 
+    A class may be registered directly (its ``__init__`` is the builder); it must then subclass ``LineupModel``
+    and define ``forward_features`` and ``forward_head`` (or ``forward``), which is checked here. A function's
+    model is checked when it is first built (``create_model``) and run on two examples before any study trains
+    it (``lineup.study.runner.check_contract``).
+
     Args:
         fn: ``fn(input_shape, num_classes, *, option=default, ...) -> LineupModel``.
 
     Raises:
-        TypeError: ``fn`` does not have that signature (a programming error, caught at import).
+        TypeError: ``fn`` does not have that signature, or is a class that breaks the model contract (a
+            programming error, caught at import).
         ValueError: a model of that name is already registered.
     """
+    if isinstance(fn, type):
+        missing = _missing_pieces(fn)
+        if missing:
+            raise TypeError(f"model class {fn.__module__}.{fn.__qualname__} cannot be registered: {missing}")
     params = list(_signature(fn).parameters.values())
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     if tuple(p.name for p in params[:2]) != _POSITIONAL or any(p.kind not in positional for p in params[:2]):
@@ -161,9 +173,26 @@ def create_model(name: str, input_shape: Sequence[int], num_classes: int, **opti
     except SpecError as e:
         # Builders do not know the name they were registered under; the user needs it to find the culprit.
         raise type(e)(f"model {name!r}: {e.detail}", file=e.file, key=e.key) from e
-    if not isinstance(model, LineupModel):
-        raise TypeError(f"model builder {name} returned {type(model).__name__}, not a LineupModel")
+    missing = _missing_pieces(type(model))
+    if missing:
+        builder_name = f"{getattr(builder, '__module__', '?')}.{getattr(builder, '__qualname__', name)}"
+        raise SpecError(f"model {name!r} (built by {builder_name}) breaks the model contract: {missing}")
     return model
+
+
+def _missing_pieces(cls: type) -> str:
+    """What model class ``cls`` lacks of the contract every model keeps, in words; empty when nothing."""
+    if not issubclass(cls, LineupModel):
+        has = "it has forward_features" if callable(getattr(cls, "forward_features", None)) else \
+            "it has no forward_features either"
+        return (f"{cls.__qualname__} is not a lineup.models.LineupModel ({has}); subclass LineupModel and define "
+                "forward_features(x) -> (N, D) features and forward_head(features) -> logits")
+    missing = []
+    if cls.forward_features is LineupModel.forward_features:
+        missing.append("forward_features(x) -> (N, D) features, which every analysis reads")
+    if cls.forward_head is LineupModel.forward_head and cls.forward is LineupModel.forward:
+        missing.append("forward_head(features) -> logits (or its own forward)")
+    return f"{cls.__qualname__} does not define " + " nor ".join(missing) if missing else ""
 
 
 def width_for_params(

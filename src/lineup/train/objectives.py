@@ -5,12 +5,13 @@ The engine calls only these functions, so it never needs to know which model it 
 
 from __future__ import annotations
 
-from typing import Protocol
+import math
+from typing import Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
 
-from lineup._registry import Registry
+from lineup.plugins import DiscoveringRegistry
 
 
 class Objective(Protocol):
@@ -29,7 +30,10 @@ class Objective(Protocol):
         ...
 
 
-_objectives: Registry = Registry("objective")
+# Installed plugins are imported when a name is missing or the objectives are listed (see lineup.plugins).
+_objectives: DiscoveringRegistry = DiscoveringRegistry("objective")
+
+ObjectiveClass = TypeVar("ObjectiveClass", bound=type)
 
 
 @_objectives.register(name="cross_entropy")
@@ -72,3 +76,63 @@ def create_objective(name: str) -> Objective:
 
 def list_objectives() -> list[str]:
     return _objectives.names()
+
+
+def objective_doc(name: str) -> str:
+    """The first line of objective ``name``'s docstring."""
+    doc = (_objectives.get(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def register_objective(cls: ObjectiveClass) -> ObjectiveClass:
+    """Register a training objective class under its ``name`` attribute, after checking its contract.
+
+    The class is built with no arguments and tried on a batch of 4 examples with ``(4, 3)`` logits, the outputs
+    every classifier returns (``lineup.study.runner.check_contract`` holds models to that shape): ``loss`` must
+    be a finite scalar that gradients flow through, ``loss_sum`` four times it (the engine averages over a
+    split with it), and ``predict_proba`` ``(4, 3)`` probabilities whose rows sum to 1. A class that fails is
+    refused here, with what is missing, rather than halfway through a study.
+
+    Raises:
+        TypeError: the class breaks the contract.
+        ValueError: an objective of that name is already registered.
+    """
+    name = getattr(cls, "name", None)
+    where = f"objective class {cls.__module__}.{cls.__qualname__}"
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where} needs a class attribute name = '<objective name>', the name studies use")
+    missing = [m for m in ("loss", "loss_sum", "predict_proba") if not callable(getattr(cls, m, None))]
+    if missing:
+        raise TypeError(f"{where} lacks {', '.join(missing)}: an objective defines loss(outputs, y) -> mean loss, "
+                        "loss_sum(outputs, y) -> summed loss and predict_proba(outputs) -> (B, K) probabilities")
+    _check_objective(cls(), where)
+    _objectives.register(cls, name=name)
+    return cls
+
+
+def _check_objective(objective: Objective, where: str) -> None:
+    # Logits of 4 examples and 3 classes; fixed values, so the check is the same on every machine.
+    outputs = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0], [-1.0, 0.0, 3.0], [1.5, 1.5, 0.0]],
+                           requires_grad=True)
+    y = torch.tensor([0, 1, 2, 1])
+    loss = objective.loss(outputs, y)
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not torch.isfinite(loss):
+        raise TypeError(f"{where}: loss(outputs, y) must return a finite scalar tensor, got {loss!r}")
+    if not loss.requires_grad:
+        raise TypeError(f"{where}: loss(outputs, y) is detached from the outputs, so no gradient would reach the "
+                        "model; compute it with torch operations on the outputs")
+    total = objective.loss_sum(outputs, y)
+    expected = 4 * float(loss.detach())
+    if not isinstance(total, torch.Tensor) or total.ndim != 0 or not math.isclose(
+            float(total.detach()), expected, rel_tol=1e-4, abs_tol=1e-6):
+        got = f"{float(total.detach()):.6g}" if isinstance(total, torch.Tensor) and total.ndim == 0 else repr(total)
+        raise TypeError(f"{where}: loss_sum(outputs, y) must be the batch's summed loss, {expected:.6g} for this "
+                        f"batch of 4 (4 x loss), got {got}")
+    with torch.no_grad():
+        probs = objective.predict_proba(outputs)
+    if not isinstance(probs, torch.Tensor) or tuple(probs.shape) != (4, 3):
+        shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+        raise TypeError(f"{where}: predict_proba(outputs) must return (B, K) = (4, 3) probabilities, got {shape}")
+    if bool((probs < 0).any()) or not torch.allclose(probs.sum(dim=1), torch.ones(4), atol=1e-4):
+        raise TypeError(f"{where}: predict_proba(outputs) must return probabilities: non-negative rows that sum "
+                        "to 1")
