@@ -75,7 +75,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             "models": [{"name": label, "description": f"about {label}"} for label, _, _ in plan],
             "data_info": {"name": "synthetic", "classes": ["a", "b", "c"], "input_shape": [1, 8, 8],
                           "notes": ["note <b>one</b>"], "sizes": {"train": 800, "val": 200, "test": N_TEST}}}
-    runs = [(_hash(label, s), label, s, "mlp", {"seed": s}) for label, _, seeds in plan for s in seeds]
+    runs = [(_hash(label, s), label, s, "mlp", {"seed": s}, "") for label, _, seeds in plan for s in seeds]
     s = Store(root)
     s.register_study("known", spec, None, runs)
     for label, acc, seeds in plan:
@@ -252,7 +252,7 @@ def test_csv_exports(store: Store, page: tuple[Path, _Page]) -> None:
 def _empty_study(root: Path) -> Store:
     s = Store(root)
     spec = {"study": {"name": "empty"}, "data": {"dataset": "synthetic"}, "models": [{"name": "m"}]}
-    s.register_study("empty", spec, None, [(_hash("m", 0), "m", 0, "mlp", {})])
+    s.register_study("empty", spec, None, [(_hash("m", 0), "m", 0, "mlp", {}, "")])
     return s
 
 

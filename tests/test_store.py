@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lineup.errors import LineupError
-from lineup.store import Failure, Store, owner_id
+from lineup.store import SCHEMA_VERSION, Failure, Store, owner_id
 from lineup.study.worker import RunResult
 from lineup.train import Evaluation, History
 
@@ -35,7 +35,7 @@ def _result() -> RunResult:
 def test_round_trip(tmp_path: Path) -> None:
     h = "ab" * 32
     with Store(tmp_path) as store:
-        store.register_study("s", {"study": {"name": "s"}}, None, [(h, "model-a", 0, "mlp", {"k": 1})])
+        store.register_study("s", {"study": {"name": "s"}}, None, [(h, "model-a", 0, "mlp", {"k": 1}, "")])
         assert store.status(h) == "pending"
         assert store.claim(h, owner_id())
         assert store.status(h) == "running"
@@ -62,9 +62,9 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_reregistering_keeps_finished_runs(tmp_path: Path) -> None:
     h = "cd" * 32
     with Store(tmp_path) as store:
-        store.register_study("s", {}, None, [(h, "a", 0, "mlp", {})])
+        store.register_study("s", {}, None, [(h, "a", 0, "mlp", {}, "")])
         store.save_result(h, _result())
-        store.register_study("s", {}, None, [(h, "renamed", 0, "mlp", {})])
+        store.register_study("s", {}, None, [(h, "renamed", 0, "mlp", {}, "")])
         assert store.status(h) == "complete"
         assert store.runs("s")[0].label == "renamed"
 
@@ -91,7 +91,7 @@ def test_artifact_paths_come_from_hashes_only(tmp_path: Path) -> None:
 def test_leases_keep_a_run_with_one_live_process(tmp_path: Path) -> None:
     h = "ee" * 32
     with Store(tmp_path) as store:
-        store.register_study("s", {}, None, [(h, "a", 0, "mlp", {})])
+        store.register_study("s", {}, None, [(h, "a", 0, "mlp", {}, "")])
         assert store.claim(h, owner_id())
         # This process is alive, so a second claimant is refused however it is called.
         assert not store.claim(h, "another-host:1")
@@ -107,3 +107,29 @@ def test_leases_keep_a_run_with_one_live_process(tmp_path: Path) -> None:
         assert store.claim(h, owner_id())
         store.save_result(h, _result())
         assert not store.claim(h, "another-host:1")  # a complete run is never taken again
+
+
+def test_older_stores_are_upgraded_in_place(tmp_path: Path) -> None:
+    """A store written before run leases (schema 1) opens with its results intact and gains the new columns."""
+    import sqlite3
+
+    h = "cd" * 32
+    with Store(tmp_path) as store:
+        store.register_study("s", {"study": {"name": "s"}}, None, [(h, "m", 3, "mlp", {"k": 1}, "")])
+        assert store.claim(h, owner_id())
+        store.save_result(h, _result())
+    db = sqlite3.connect(tmp_path / "lineup.sqlite")  # take the store back to schema 1
+    db.execute("ALTER TABLE study_runs DROP COLUMN setting")
+    db.execute("ALTER TABLE runs DROP COLUMN owner")
+    db.execute("ALTER TABLE runs DROP COLUMN lease_until")
+    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+    db.commit()
+    db.close()
+    with Store(tmp_path) as store:
+        (run,) = store.runs("s")
+        assert (run.hash, run.label, run.seed, run.status, run.setting) == (h, "m", 3, "complete", "")
+        assert store.predictions(h) is not None
+        version = store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+        assert int(version) == SCHEMA_VERSION
+        store.register_study("s", {"study": {"name": "s"}}, None, [(h, "m", 3, "mlp", {"k": 1}, "noisy")])
+        assert store.runs("s")[0].setting == "noisy"

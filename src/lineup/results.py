@@ -17,19 +17,31 @@ def runs_frame(store: Store, study: str) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for r in store.runs(study):
         flat = {k: v for k, v in r.summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
-        rows.append({"label": r.label, "seed": r.seed, "model": r.model, "status": r.status, "hash": r.hash,
-                     "wall_time": r.wall_time, **flat})
+        rows.append({"setting": r.setting, "label": r.label, "seed": r.seed, "model": r.model, "status": r.status,
+                     "hash": r.hash, "wall_time": r.wall_time, **flat})
     return pd.DataFrame(rows)
 
 
 def summary_table(store: Store, study: str) -> pd.DataFrame:
     """One row per model entry: seeds, parameters and mean/std of the final metrics over complete seeds."""
-    runs = [{"label": r.label, "model": r.model, "status": r.status, "summary": r.summary}
-            for r in store.runs(study)]
-    test_size = store.study_spec(study).get("data_info", {}).get("sizes", {}).get("test")
+    records = store.runs(study)
+    spec = store.study_spec(study)
+    settings = list(dict.fromkeys(r.setting for r in records))
+    out = []
+    for setting in settings:
+        info = spec.get("settings_info", {}).get(setting) if setting else spec.get("data_info")
+        test_size = (info or {}).get("sizes", {}).get("test")
+        runs = [{"label": r.label, "model": r.model, "status": r.status, "summary": r.summary}
+                for r in records if r.setting == setting]
+        out += _summary_rows(runs, test_size, setting if len(settings) > 1 else None)
+    return pd.DataFrame(out)
+
+
+def _summary_rows(runs: list[dict[str, Any]], test_size: int | None, setting: str | None) -> list[dict[str, Any]]:
     out = []
     for row in aggregate(runs, metrics=_SUMMARY_METRICS, test_size=test_size):
-        d: dict[str, Any] = {"model": row.label, "params": row.params, "seeds": row.seeds}
+        d: dict[str, Any] = {"setting": setting} if setting is not None else {}
+        d |= {"model": row.label, "params": row.params, "seeds": row.seeds}
         for m in ("train_acc", "val_acc", "test_acc"):
             if m in row.metrics:
                 d[f"{m} %"] = round(100 * row.metrics[m][0], 2)
@@ -38,4 +50,4 @@ def summary_table(store: Store, study: str) -> pd.DataFrame:
         if row.diverged or row.failed:
             d["diverged/failed"] = f"{row.diverged}/{row.failed}"
         out.append(d)
-    return pd.DataFrame(out)
+    return out

@@ -1,6 +1,8 @@
 """Study files: the schema, validation with clear messages, and expansion into runs.
 
-A study is data x models x seeds trained under one protocol. Each model entry is either a baseline
+A study is data settings x models x seeds trained under one protocol. Without ``[[settings]]`` there is one
+setting, ``[data]`` itself; with them, each setting is ``[data]`` with some keys overridden (a distortion, a
+training-set size), and every model is trained on every setting. Each model entry is either a baseline
 (``model = "lenet5"``) or a variant of another entry (``base = "lenet5"``) that overrides some of its
 model options or training settings. Expansion resolves every entry against the study's defaults and
 gives each run a content hash: the same resolved spec on the same data is the same run, whatever the
@@ -16,10 +18,13 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lineup._schema import as_dict, opt, parse_section
 from lineup.errors import SpecError
+
+if TYPE_CHECKING:
+    from lineup.decomposition import DecompositionPlan
 
 #: Bumped when the meaning of a resolved run spec changes, so old results are not reused by mistake.
 RUN_FORMAT = 2
@@ -34,6 +39,9 @@ class StudySection:
     description: str = opt("", "what question the study answers, shown in the report")
     seeds: list[int] = opt([0], "seeds: every model is trained once per seed", min=0)
     baseline: str = opt("", "name of the model entry that every other is compared with (default: the first)")
+    plugins: list[str] = opt([], "Python modules to import before the study is checked, for the models, datasets, "
+                                 "objectives and metrics they register, e.g. [\"mylab.models\"]; searched among "
+                                 "the installed packages, then beside the study file")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,13 @@ class EarlyStoppingSection:
     restore_best: bool = opt(True, "restore the weights of the best epoch when training ends")
 
 
+@dataclass(frozen=True)
+class AugmentSection:
+    hflip: bool = opt(False, "mirror each training image left-right with probability 1/2, anew every step")
+    shift: int = opt(0, "move each training image by up to this many pixels on each axis, anew every step "
+                        "(the border filled with black)", min=0, max=16)
+
+
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "grad_norm")
 
 
@@ -77,6 +92,9 @@ class TrainSection:
     batch_size: int = opt(64, "examples per training step", min=1)
     epochs: int = opt(10, "maximum number of passes over the training split", min=1)
     objective: str = opt("auto", "training objective; auto: the model's own (cross_entropy for classifiers)")
+    lr_schedule: str = opt("constant", "constant, or cosine: decayed every step from lr to 0 over the epochs",
+                           choices=("constant", "cosine"))
+    augment: AugmentSection | None = opt(None, "random augmentation of the training batches (absent: none)")
     early_stopping: EarlyStoppingSection | None = opt(None, "stop when a metric stops improving (absent: never)")
     eval_batch_size: int = opt(1024, "examples per evaluation batch (no gradients, so larger is faster)", min=1)
     device: str = opt("auto", "auto (first CUDA device, else CPU), cpu, cuda or cuda:N")
@@ -94,13 +112,51 @@ class ProtocolSection:
 
 
 @dataclass(frozen=True)
+class DecompositionSection:
+    """[decomposition]: split each model's excess risk over the Bayes risk into estimation and approximation error,
+    on data whose distribution is known (see lineup.decomposition); it changes no run's hash."""
+
+    reference: str | list[str] = opt(
+        ..., "how R(h_class), the best risk of each architecture, is approximated: the name of a data setting that "
+             "draws a much larger training sample from the same distribution (larger options.n_train, another "
+             "options.train_seed; a list gives one per distribution), or \"test\": train on the test sample itself")
+    settings: list[str] | None = opt(
+        None, "data settings whose models are decomposed; those with the same reference and different training "
+              "sizes form a learning curve (default: every setting but the references)")
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str = opt(..., "label of this entry in the report; unique within the study")
     model: str | None = opt(None, "registered model, see `lineup models` (required unless base is given)")
     base: str | None = opt(None, "name of another entry that this one is a variant of")
     options: dict[str, Any] = opt({}, "model options, overriding the base entry's")
     train: dict[str, Any] = opt({}, "training settings overriding [train] (and the base entry's)")
+    init_from: str | None = opt(
+        None,
+        "name of another entry whose trained weights start this model (its run with the same seed and data "
+        "setting), e.g. a U-Net's encoder from a ResNet; the model's load_pretrained decides what is copied")
     description: str = opt("", "what this variant changes, shown in the report")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One data setting of a study: ``[data]`` with the keys of a ``[[settings]]`` entry overridden."""
+
+    name: str
+    data: DataSection
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, **self.overrides}
+
+
+#: Keys of a ``[[settings]]`` entry besides the ``[data]`` keys it overrides.
+SETTING_KEYS = {"name": "label of this data setting in the report; unique within the study",
+                "description": "what this setting changes, shown in the report"}
+#: ``[data]`` keys whose tables a setting merges into (one level deep) instead of replacing.
+_MERGED = ("options", "distortions")
 
 
 @dataclass(frozen=True)
@@ -113,6 +169,19 @@ class Study:
     protocol: ProtocolSection
     models: list[ModelEntry]
     source: str | None = None
+    settings: list[Setting] = dataclasses.field(default_factory=list)  # empty: one setting, [data] as written
+    decomposition: DecompositionPlan | None = None  # [decomposition], resolved; never part of a run's spec
+
+    @property
+    def data_settings(self) -> list[Setting]:
+        """Every data setting, in the order of the file; ``[data]`` alone (named "") when there are none. Settings
+        that ``[decomposition]`` adds come last (``[data]`` is then named "data")."""
+        added = self.decomposition.added if self.decomposition is not None else []
+        if not added:
+            return self.settings or [Setting(name="", data=self.data)]
+        from lineup.decomposition import BASE
+
+        return [*(self.settings or [Setting(name=BASE, data=self.data)]), *added]
 
     @property
     def name(self) -> str:
@@ -125,6 +194,10 @@ class Study:
     def to_dict(self) -> dict[str, Any]:
         d = {k: as_dict(getattr(self, k)) for k in ("study", "data", "train", "protocol")}
         d["models"] = [as_dict(m) for m in self.models]
+        if self.settings or len(self.data_settings) > 1:
+            d["settings"] = [st.to_dict() for st in self.data_settings]
+        if self.decomposition is not None:
+            d["decomposition"] = self.decomposition.to_dict()
         return d
 
 
@@ -140,6 +213,7 @@ class RunSpec:
     seed: int
     spec: dict[str, Any]
     hash: str
+    setting: str = ""  # the data setting's name; not part of the hash (the resolved data section is)
 
     @property
     def short(self) -> str:
@@ -170,7 +244,7 @@ def load_study(path: str | Path) -> Study:
 
 def parse_study(doc: dict[str, Any], *, file: str | None = None) -> Study:
     """Validate a parsed study document (see ``load_study``)."""
-    allowed = [*_SECTIONS, "models"]
+    allowed = [*_SECTIONS, "models", "settings", "decomposition"]
     for k in doc:
         if k not in allowed:
             from lineup._registry import did_you_mean
@@ -186,15 +260,63 @@ def parse_study(doc: dict[str, Any], *, file: str | None = None) -> Study:
                             "no models: add at least one [[models]] entry with a name and a model",
                             file=file, key=required)
     sections = {k: parse_section(cls, doc.get(k, {}), key=k, file=file) for k, cls in _SECTIONS.items()}
+    if sections["study"].plugins:  # imported now, so that the names the rest of the file uses exist
+        from lineup.plugins import import_plugins
+
+        import_plugins(sections["study"].plugins, folder=Path(file).parent if file else None, file=file)
     if not isinstance(doc["models"], list):
         raise SpecError("expected an array of tables: write each entry as [[models]]", file=file, key="models")
     if not doc["models"]:
         raise SpecError("no models: add at least one [[models]] entry with a name and a model", file=file,
                         key="models")
     models = [parse_section(ModelEntry, m, key=f"models[{i}]", file=file) for i, m in enumerate(doc["models"])]
-    study = Study(models=models, source=file, **sections)  # type: ignore[arg-type]
+    settings = _parse_settings(doc.get("settings"), doc.get("data", {}), file)
+    decomposition = None
+    if "decomposition" in doc:
+        from lineup.decomposition import parse_decomposition
+
+        decomposition = parse_decomposition(doc["decomposition"], settings, sections["data"], file=file)
+    study = Study(models=models, source=file, settings=settings, decomposition=decomposition,
+                  **sections)  # type: ignore[arg-type]
     _check_entries(study, file)
     return study
+
+
+def _parse_settings(entries: Any, data: dict[str, Any], file: str | None) -> list[Setting]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not entries:
+        raise SpecError("expected an array of tables: write each data setting as [[settings]] with a name and "
+                        "the [data] keys it changes", file=file, key="settings")
+    settings: list[Setting] = []
+    for i, entry in enumerate(entries):
+        key = f"settings[{i}]"
+        if not isinstance(entry, dict):
+            raise SpecError("expected a table with a name and the [data] keys it changes", file=file, key=key)
+        name = entry.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SpecError("each setting needs a name of letters, digits, '_', '.', '+', '-', e.g. "
+                            'name = "label-noise-0.2"', file=file, key=f"{key}.name")
+        if name in [st.name for st in settings]:
+            raise SpecError(f"duplicate setting name {name!r}: each setting needs its own name", file=file,
+                            key=f"{key}.name")
+        description = entry.get("description", "")
+        if not isinstance(description, str):
+            raise SpecError("expected a string", file=file, key=f"{key}.description")
+        overrides = {k: v for k, v in entry.items() if k not in SETTING_KEYS}
+        merged = dict(data)
+        for k, v in overrides.items():
+            if k in _MERGED and isinstance(v, dict) and isinstance(merged.get(k), dict):
+                merged[k] = {**merged[k], **v}
+            else:
+                merged[k] = v
+        section = parse_section(DataSection, merged, key=key, file=file)  # [data] itself was checked before
+        same = [st.name for st in settings if st.data == section]
+        if same:
+            raise SpecError(f"setting {name!r} gives the same data as setting {same[0]!r}: change a [data] key "
+                            "in one of them or remove it", file=file, key=key)
+        settings.append(Setting(name=name, data=section, overrides=overrides, description=description))
+    return settings
 
 
 def _check_entries(study: Study, file: str | None) -> None:
@@ -227,6 +349,21 @@ def _check_entries(study: Study, file: str | None) -> None:
         for k in m.train:
             if k not in {f.name for f in dataclasses.fields(TrainSection)}:
                 parse_section(TrainSection, {k: m.train[k]}, key=f"{key}.train", file=file)
+    for i, _ in enumerate(study.models):
+        source = resolve_init(study, i)
+        if source is None:
+            continue
+        key = f"models[{i}].init_from"
+        if source not in names:
+            from lineup._registry import did_you_mean
+
+            raise SpecError(f"init_from {source!r} is not the name of any entry.{did_you_mean(source, names)} "
+                            f"Entries: {', '.join(names)}.", file=file, key=key)
+        if source == study.models[i].name:
+            raise SpecError("an entry cannot start from its own weights", file=file, key=key)
+        if resolve_init(study, names.index(source)) is not None:
+            raise SpecError(f"init_from {source!r}: that entry starts from another entry's weights itself; start "
+                            "from an entry trained from scratch", file=file, key=key)
     if study.study.baseline and study.study.baseline not in names:
         raise SpecError(f"baseline {study.study.baseline!r} is not the name of any entry. Entries: "
                         f"{', '.join(names)}.", file=file, key="study.baseline")
@@ -262,6 +399,18 @@ def resolve_entry(study: Study, index: int) -> tuple[str, dict[str, Any], TrainS
     return arch, options, train_section
 
 
+def resolve_init(study: Study, index: int) -> str | None:
+    """The ``init_from`` of entry ``index``, inherited from its base entries when it gives none."""
+    by_name = {m.name: m for m in study.models}
+    entry: ModelEntry | None = study.models[index]
+    seen = 0
+    while entry is not None and seen <= len(study.models):
+        if entry.init_from is not None:
+            return entry.init_from
+        entry, seen = by_name.get(entry.base) if entry.base else None, seen + 1
+    return None
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -293,24 +442,40 @@ def run_hash(spec: dict[str, Any]) -> str:
     return _digest(hashed)
 
 
-def expand(study: Study, *, data_version: str) -> list[RunSpec]:
-    """Every run of the study: one per model entry and seed, in the order of the file.
+def expand(study: Study, *, data_version: str | dict[str, str]) -> list[RunSpec]:
+    """Every run of the study: one per data setting, model entry and seed, in the order of the file.
 
     Args:
-        data_version: identifies the loaded data (files and derivation); part of every hash.
+        data_version: identifies the loaded data (files and derivation); part of every hash. One per setting
+            name when the study has several settings.
     """
     runs = []
-    for i, entry in enumerate(study.models):
+    for setting in study.data_settings:
+        version = data_version if isinstance(data_version, str) else data_version[setting.name]
+        runs += _expand_setting(study, setting, version)
+    return runs
+
+
+def _expand_setting(study: Study, setting: Setting, data_version: str) -> list[RunSpec]:
+    by_key: dict[tuple[str, int], RunSpec] = {}
+    # Entries trained from scratch first: a run that starts from another's weights names that run's hash.
+    order = sorted(range(len(study.models)), key=lambda i: resolve_init(study, i) is not None)
+    for i in order:
+        entry = study.models[i]
         arch, options, train = resolve_entry(study, i)
+        source = resolve_init(study, i)
         for seed in study.study.seeds:
             spec = {
                 "format": RUN_FORMAT,
-                "data": as_dict(study.data),
+                "data": as_dict(setting.data),
                 "data_version": data_version,
                 "model": {"name": arch, "options": options},
                 "train": as_dict(train),
                 "protocol": as_dict(study.protocol),
                 "seed": seed,
             }
-            runs.append(RunSpec(study=study.name, label=entry.name, seed=seed, spec=spec, hash=run_hash(spec)))
-    return runs
+            if source is not None:
+                spec["init"] = {"run": by_key[(source, seed)].hash}
+            by_key[(entry.name, seed)] = RunSpec(study=study.name, label=entry.name, seed=seed, spec=spec,
+                                                 hash=run_hash(spec), setting=setting.name)
+    return [by_key[(entry.name, seed)] for entry in study.models for seed in study.study.seeds]

@@ -7,7 +7,9 @@ Tables:
     epochs      per-epoch metrics (long format: run, epoch, name, value).
     steps       the training loss of every step.
     predictions per run and split: example indices, true labels and class probabilities (arrays as blobs).
-    embeddings  per run and split: ``forward_features`` of a fixed subset of examples, for representation analyses.
+    embeddings  per run, split and layer: ``forward_features`` (layer ``forward_features``) and the channel means of
+                each layer the model declares (``representation_layers``) on a fixed subset of examples, for
+                representation analyses; ``position`` orders a run's layers from the input side.
     failures    per run: the most confident test mistakes, with their images (uint8 blobs).
 """
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from lineup.errors import LineupError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 #: Run states. ``pending`` runs are known but not started; ``running`` ones are held by a live process (its lease);
 #: ``interrupted`` ones were stopped by a signal and resume from their checkpoint.
@@ -39,7 +41,14 @@ FINISHED = ("complete", "diverged")
 #: (at once on the same machine, where the owner's process id can be checked).
 LEASE_SECONDS = 120.0
 
-_SCHEMA = """
+#: The ``embeddings`` layer that holds a run's ``forward_features``; its position is after every declared layer.
+FEATURES = "forward_features"
+
+_EMBEDDINGS = """CREATE TABLE IF NOT EXISTS embeddings (
+    run TEXT NOT NULL, split TEXT NOT NULL, layer TEXT NOT NULL, position INTEGER NOT NULL, n INTEGER NOT NULL,
+    d INTEGER NOT NULL, idx BLOB NOT NULL, features BLOB NOT NULL, PRIMARY KEY (run, split, layer))"""
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS studies (
     name TEXT PRIMARY KEY, spec TEXT NOT NULL, source TEXT, created REAL NOT NULL, updated REAL NOT NULL);
@@ -49,7 +58,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started REAL, finished REAL, wall_time REAL, owner TEXT, lease_until REAL);
 CREATE TABLE IF NOT EXISTS study_runs (
     study TEXT NOT NULL REFERENCES studies(name), run TEXT NOT NULL REFERENCES runs(hash),
-    label TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (study, run));
+    label TEXT NOT NULL, position INTEGER NOT NULL, setting TEXT NOT NULL DEFAULT '', PRIMARY KEY (study, run));
 CREATE TABLE IF NOT EXISTS epochs (
     run TEXT NOT NULL, phase TEXT NOT NULL, epoch INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
     PRIMARY KEY (run, phase, epoch, name));
@@ -59,13 +68,22 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS predictions (
     run TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, k INTEGER NOT NULL,
     idx BLOB NOT NULL, y BLOB NOT NULL, probs BLOB NOT NULL, PRIMARY KEY (run, split));
-CREATE TABLE IF NOT EXISTS embeddings (
-    run TEXT NOT NULL, split TEXT NOT NULL, n INTEGER NOT NULL, d INTEGER NOT NULL,
-    idx BLOB NOT NULL, features BLOB NOT NULL, PRIMARY KEY (run, split));
+{_EMBEDDINGS};
 CREATE TABLE IF NOT EXISTS failures (
     run TEXT NOT NULL, rank INTEGER NOT NULL, idx INTEGER NOT NULL, y INTEGER NOT NULL, pred INTEGER NOT NULL,
     confidence REAL NOT NULL, shape TEXT NOT NULL, image BLOB NOT NULL, PRIMARY KEY (run, rank));
 """
+
+#: Statements that upgrade a store from schema version N to N + 1.
+_MIGRATIONS = {
+    1: ("ALTER TABLE runs ADD COLUMN owner TEXT", "ALTER TABLE runs ADD COLUMN lease_until REAL"),  # run leases
+    2: ("ALTER TABLE study_runs ADD COLUMN setting TEXT NOT NULL DEFAULT ''",),  # data settings of a study
+    # Embeddings of declared layers beside forward_features: a new primary key, so the table is rebuilt.
+    3: ("ALTER TABLE embeddings RENAME TO embeddings_v3", _EMBEDDINGS,
+        "INSERT INTO embeddings (run, split, layer, position, n, d, idx, features) "
+        f"SELECT run, split, '{FEATURES}', 0, n, d, idx, features FROM embeddings_v3",
+        "DROP TABLE embeddings_v3"),
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,7 @@ class RunRecord:
     device: str | None
     error: str | None
     wall_time: float | None
+    setting: str = ""  # the study's data setting this run belongs to ("" when the study has one)
 
 
 @dataclass(frozen=True)
@@ -143,12 +162,13 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if found is not None and int(found[0]) == 1:  # version 2 added run leases
+        while found is not None and int(found[0]) in _MIGRATIONS:  # older stores are upgraded in place
+            version = int(found[0])
             with self._tx() as db:
-                db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
-                db.execute("ALTER TABLE runs ADD COLUMN lease_until REAL")
-                db.execute("UPDATE meta SET value='2' WHERE key='schema'")
-            found = ("2",)
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(version + 1),))
+            found = (str(version + 1),)
         if found is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(found[0]) != SCHEMA_VERSION:
@@ -183,19 +203,21 @@ class Store:
     # -- writes ------------------------------------------------------------------------------------
 
     def register_study(self, name: str, spec: dict[str, Any], source: str | None,
-                       runs: list[tuple[str, str, int, str, dict[str, Any]]]) -> None:
-        """Record a study and its runs (``hash, label, seed, model, spec``); known runs are kept as they are."""
+                       runs: list[tuple[str, str, int, str, dict[str, Any], str]]) -> None:
+        """Record a study and its runs (``hash, label, seed, model, spec, setting``); known runs are kept as they
+        are."""
         now = time.time()
         with self._tx() as db:
             db.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                        "spec=excluded.spec, source=excluded.source, updated=excluded.updated",
                        (name, json.dumps(spec), source, now, now))
             db.execute("DELETE FROM study_runs WHERE study = ?", (name,))
-            for pos, (h, label, seed, model, run_spec) in enumerate(runs):
+            for pos, (h, label, seed, model, run_spec, setting) in enumerate(runs):
                 db.execute("INSERT OR IGNORE INTO runs (hash, spec, status, seed, model) "
                            "VALUES (?, ?, 'pending', ?, ?)",
                            (h, json.dumps(run_spec, sort_keys=True), seed, model))
-                db.execute("INSERT INTO study_runs VALUES (?, ?, ?, ?)", (name, h, label, pos))
+                db.execute("INSERT INTO study_runs (study, run, label, position, setting) VALUES (?, ?, ?, ?, ?)",
+                           (name, h, label, pos, setting))
 
     def claim(self, run_hash: str, owner: str, *, retry: tuple[str, ...] = ("pending", "failed", "interrupted"),
               lease_s: float = LEASE_SECONDS) -> bool:
@@ -253,10 +275,14 @@ class Store:
                             np.ascontiguousarray(ev.index, dtype=np.int64).tobytes(),
                             np.ascontiguousarray(ev.y, dtype=np.int64).tobytes(), probs.tobytes()))
             for split, (idx, feats) in result.embeddings.items():
-                feats = np.ascontiguousarray(feats, dtype=np.float32)
-                db.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
-                           (run_hash, split, feats.shape[0], feats.shape[1],
-                            np.ascontiguousarray(idx, dtype=np.int64).tobytes(), feats.tobytes()))
+                idx_blob = np.ascontiguousarray(idx, dtype=np.int64).tobytes()
+                # the declared layers on the same examples, input side first, then forward_features
+                layers = {**result.layers.get(split, {}), FEATURES: feats}
+                for position, (layer, values) in enumerate(layers.items()):
+                    values = np.ascontiguousarray(values, dtype=np.float32)
+                    db.execute("INSERT INTO embeddings (run, split, layer, position, n, d, idx, features) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (run_hash, split, layer, position, values.shape[0],
+                                                                   values.shape[1], idx_blob, values.tobytes()))
             db.executemany("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(run_hash, r, f.index, f.y, f.pred, f.confidence, json.dumps(list(f.image.shape)),
                              np.ascontiguousarray(f.image, dtype=np.uint8).tobytes())
@@ -288,14 +314,15 @@ class Store:
         return json.loads(row[0])  # type: ignore[no-any-return]
 
     _RUN_COLS = ("r.hash, sr.label, r.seed, r.model, r.status, r.spec, r.summary, r.provenance, r.device, "
-                 "r.error, r.wall_time")
+                 "r.error, r.wall_time, sr.setting")
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> RunRecord:
-        h, label, seed, model, status, spec, summary, prov, device, error, wall = row
+        h, label, seed, model, status, spec, summary, prov, device, error, wall, setting = row
         return RunRecord(hash=h, label=label, seed=seed, model=model, status=status, spec=json.loads(spec),
                          summary=json.loads(summary) if summary else {},
-                         provenance=json.loads(prov) if prov else {}, device=device, error=error, wall_time=wall)
+                         provenance=json.loads(prov) if prov else {}, device=device, error=error, wall_time=wall,
+                         setting=setting or "")
 
     def runs(self, study: str) -> list[RunRecord]:
         """The study's runs in the order of its file (model entries, then seeds)."""
@@ -342,14 +369,24 @@ class Store:
         return Predictions(index=np.frombuffer(idx, dtype=np.int64), y=np.frombuffer(y, dtype=np.int64),
                            probs=np.frombuffer(probs, dtype=np.float32).reshape(n, k))
 
-    def embeddings(self, run_hash: str, split: str = "test") -> tuple[np.ndarray, np.ndarray] | None:
-        """``(index (N,), features (N, D))`` of the run's stored representation of a fixed example subset."""
-        row = self._db.execute("SELECT n, d, idx, features FROM embeddings WHERE run=? AND split=?",
-                               (run_hash, split)).fetchone()
+    def embeddings(self, run_hash: str, split: str = "test", layer: str = FEATURES
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(index (N,), features (N, D))`` of one stored representation of a fixed example subset: the run's
+        ``forward_features`` by default, or the channel means of one of its declared layers."""
+        row = self._db.execute("SELECT n, d, idx, features FROM embeddings WHERE run=? AND split=? AND layer=?",
+                               (run_hash, split, layer)).fetchone()
         if row is None:
             return None
         n, d, idx, feats = row
         return np.frombuffer(idx, dtype=np.int64), np.frombuffer(feats, dtype=np.float32).reshape(n, d)
+
+    def layer_embeddings(self, run_hash: str, split: str = "test") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{layer: (index (N,), channel means (N, C))}`` of the run's declared layers, input side first
+        (``forward_features`` left out; empty for models that declare none and runs stored before schema 4)."""
+        rows = self._db.execute("SELECT layer, n, d, idx, features FROM embeddings WHERE run=? AND split=? "
+                                "AND layer != ? ORDER BY position", (run_hash, split, FEATURES)).fetchall()
+        return {layer: (np.frombuffer(idx, dtype=np.int64), np.frombuffer(feats, dtype=np.float32).reshape(n, d))
+                for layer, n, d, idx, feats in rows}
 
     def failures(self, run_hash: str) -> list[Failure]:
         rows = self._db.execute("SELECT idx, y, pred, confidence, shape, image FROM failures WHERE run=? "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,10 +70,13 @@ def aggregate(runs: list[dict], *, metrics: tuple[str, ...], test_size: int | No
 def curve_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max over seeds of curves of possibly different lengths (early stopping).
 
-    Position ``i`` aggregates the seeds that reached it.
+    Position ``i`` aggregates the seeds that reached it; a position no seed has a value for (a metric the model does
+    not record, such as the gradient norm of a model fitted without gradients) is NaN, silently.
     """
     n = max(len(c) for c in curves)
     a = np.full((len(curves), n), np.nan)
     for i, c in enumerate(curves):
         a[i, : len(c)] = c
-    return np.nanmean(a, axis=0), np.nanmin(a, axis=0), np.nanmax(a, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN is the answer, not a mistake
+        return np.nanmean(a, axis=0), np.nanmin(a, axis=0), np.nanmax(a, axis=0)

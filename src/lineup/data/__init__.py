@@ -11,17 +11,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from lineup.data import synthetic
+from lineup.data import custom, synthetic
 from lineup.data._types import DataBundle, Normalization, Split
 from lineup.data.catalog import list_datasets as _catalog_datasets
 from lineup.data.catalog import load_raw
+from lineup.data.custom import DatasetTensors, register_dataset
 from lineup.data.distortions import Distortions
 from lineup.data.splits import stratified_split
 from lineup.data.tasks import select_classes, stratified_subsample
 from lineup.data.transform import channel_stats, transform_from_options
 from lineup.errors import SpecError
 
-__all__ = ["DataBundle", "Normalization", "Split", "list_datasets", "load"]
+__all__ = ["DataBundle", "DatasetTensors", "Normalization", "Split", "list_datasets", "load", "register_dataset"]
 
 
 def list_datasets() -> list[str]:
@@ -88,6 +89,10 @@ def load(
                                         distortions=distortions)
     transform, own_options = transform_from_options(options)
     distort = Distortions.parse(distortions)  # both validated before any file is read
+    if custom.gives_floats(dataset, own_options):  # a dataset registered in code whose inputs are not images
+        return custom.load_floats(dataset, options=own_options, classes=classes, train_size=train_size,
+                                  val_fraction=val_fraction, test_size=test_size, split_seed=split_seed,
+                                  image_settings=bool(transform), distortions=bool(distort))
     raw = load_raw(dataset, root, download=download, options=own_options)
     num_classes = len(raw.classes)
     if not 0.0 <= val_fraction < 1.0:

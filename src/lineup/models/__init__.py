@@ -5,7 +5,8 @@
 >>> resnet = create_model("resnet18", (3, 32, 32), 10, params=200_000)  # the width that gives ~200k parameters
 """
 
-from lineup.models import lenet, linear, mlp, resnet, unet, vgg  # noqa: F401 - imported so their models register
+# Imported so that their models register (gan has none: a GAN is not a classifier the fit loop can train).
+from lineup.models import autoencoder, contrastive, estimators, lenet, linear, mlp, resnet, unet, vae, vgg  # noqa: F401
 from lineup.models._base import InputShape, LineupModel
 from lineup.models._registry import (
     create_model,

@@ -16,20 +16,23 @@ def num(v: float | None, digits: int = 3) -> str:
     return "" if v is None else f"{v:.{digits}g}" if abs(v) >= 1000 else f"{v:.{digits}f}"
 
 
-def ci(m: MeanCI | None, *, scale: float = 100.0, digits: int = 2) -> str:
+def ci(m: MeanCI | None, *, scale: float = 100.0, digits: int = 2, signed: bool = False) -> str:
     """'mean [low, high]' over seeds, or the mean and why there is no interval.
 
     >>> ci(MeanCI(0.9123, 0.9, 0.92, 3))
     '91.23 [90.00, 92.00]'
     >>> ci(MeanCI(0.9123, None, None, 1))
     '91.23 (1 seed: no CI)'
+    >>> ci(MeanCI(-0.01, -0.02, 0.005, 3), signed=True)
+    '-1.00 [-2.00, +0.50]'
     """
     if m is None:
         return ""
-    mean = f"{scale * m.mean:.{digits}f}"
+    sign = "+" if signed else ""
+    mean = f"{scale * m.mean + 0.0:{sign}.{digits}f}"
     if m.low is None or m.high is None:
         return f"{mean} ({NO_CI})"
-    return f"{mean} [{scale * m.low:.{digits}f}, {scale * m.high:.{digits}f}]"
+    return f"{mean} [{scale * m.low + 0.0:{sign}.{digits}f}, {scale * m.high + 0.0:{sign}.{digits}f}]"
 
 
 def mean_only(m: MeanCI | None, *, scale: float = 1.0, digits: int = 1) -> str:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from lineup.report import sections as sec
 from lineup.report.collect import StudyData, collect
+from lineup.report.decomposition import decomposition_section
 from lineup.report.document import Block, Section, Table, markdown_table, para, to_markdown
 from lineup.report.evidence import gather
 from lineup.report.summary import summary_section
@@ -65,9 +66,9 @@ def build_report(store: Store, study: str, out_dir: str | Path | None = None, *,
     ev = gather(data)
     parts: list[Section | list[Section] | None] = [
         summary_section(data, ev), sec.data_section(data), sec.accuracy_section(data, ev),
-        sec.dynamics_section(data, ev, save), sec.per_class_section(data, ev, save),
+        decomposition_section(data, save), sec.dynamics_section(data, ev, save), sec.per_class_section(data, ev, save),
         sec.confusion_section(data, ev, save), sec.failures_section(data, save),
-        sec.representations_section(ev, save), sec.runs_section(data)]
+        sec.representations_section(ev, save), sec.settings_section(data, ev, save), sec.runs_section(data)]
     sections = [s for p in parts if p is not None for s in (p if isinstance(p, list) else [p])]
 
     for table in (b for s in sections for b in s.blocks if isinstance(b, Table)):
@@ -92,9 +93,10 @@ def build_report(store: Store, study: str, out_dir: str | Path | None = None, *,
 
 
 def _intro(data: StudyData) -> list[Block]:
-    counts = {s: sum(r.record.status == s for r in data.runs) for s in STATUSES}
+    runs = data.all_runs
+    counts = {s: sum(r.record.status == s for r in runs) for s in STATUSES}
     done = f"{counts['complete']} complete, {counts['diverged']} diverged, {counts['failed']} failed"
-    rest = len(data.runs) - counts["complete"] - counts["diverged"] - counts["failed"]
+    rest = len(runs) - counts["complete"] - counts["diverged"] - counts["failed"]
     blocks: list[Block] = [para(f"study {data.name} · generated {time.strftime('%Y-%m-%d %H:%M:%S')} · {done}"
                                 + (f", {rest} not finished" if rest else ""), muted=True)]
     if data.spec["study"].get("description"):
@@ -105,13 +107,14 @@ def _intro(data: StudyData) -> list[Block]:
 def epochs_table(data: StudyData) -> tuple[list[str], list[list[str]]]:
     """Every finished run's per-epoch metrics, one row per (run, phase, epoch); columns are the union of metrics."""
     first = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm", "lr", "time_s"]
-    rows_in = [(r, phase, e) for r in data.runs for phase, eps in (("train", r.epochs), ("refit", r.refit_epochs))
-               for e in eps]
+    rows_in = [(r, phase, e) for r in data.all_runs
+               for phase, eps in (("train", r.epochs), ("refit", r.refit_epochs)) for e in eps]
     seen = dict.fromkeys(k for _, _, e in rows_in for k in e)
     metrics = [k for k in first if k in seen] + sorted(k for k in seen if k not in first)
-    header = ["run", "label", "seed", "phase", *metrics]
-    rows = [[r.record.hash, r.label, str(r.seed), phase, *(_csv_value(e.get(k)) for k in metrics)]
-            for r, phase, e in rows_in]
+    settings = bool(data.others) or bool(data.setting)
+    header = ["run", *(["setting"] if settings else []), "label", "seed", "phase", *metrics]
+    rows = [[r.record.hash, *([r.record.setting] if settings else []), r.label, str(r.seed), phase,
+             *(_csv_value(e.get(k)) for k in metrics)] for r, phase, e in rows_in]
     return header, rows
 
 

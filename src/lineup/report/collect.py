@@ -20,6 +20,11 @@ class RunData:
     step_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     predictions: Predictions | None = None  # test split
     embedding: tuple[np.ndarray, np.ndarray] | None = None  # test subset: (index (N,), features (N, D))
+    # the same subset through the model's declared layers, input side first: layer -> (index (N,), (N, C))
+    layers: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # data with a known distribution and two inputs: the model's predictions on the grid of its summary's "grid",
+    # labelled with the Bayes classifier's decisions there (see lineup.study.known)
+    grid: Predictions | None = None
 
     @property
     def label(self) -> str:
@@ -36,16 +41,37 @@ class RunData:
 
 @dataclass
 class StudyData:
-    """A study's spec and runs, grouped by model label in the order of the study file."""
+    """A study's spec and the runs of one data setting, grouped by model label in the order of the study file.
+
+    A study with several data settings is read as its first setting (``runs``), which the detailed sections
+    show, and the others (``others``), which the settings section compares with it.
+    """
 
     name: str
     spec: dict[str, Any]
     runs: list[RunData]
     failures: dict[str, tuple[int, list[Failure]]]  # label -> (seed, most confident mistakes of one run)
+    setting: str = ""
+    others: dict[str, StudyData] = field(default_factory=dict)  # setting name -> its runs, in file order
 
     @property
     def info(self) -> dict[str, Any]:
+        if self.setting:
+            return self.spec.get("settings_info", {}).get(self.setting, {})  # type: ignore[no-any-return]
         return self.spec.get("data_info", {})  # type: ignore[no-any-return]
+
+    @property
+    def settings(self) -> list[StudyData]:
+        """Every data setting, the first one (this) included."""
+        return [self, *self.others.values()]
+
+    @property
+    def all_runs(self) -> list[RunData]:
+        return [r for d in self.settings for r in d.runs]
+
+    @property
+    def setting_descriptions(self) -> dict[str, str]:
+        return {st["name"]: st.get("description", "") for st in self.spec.get("settings", [])}
 
     @property
     def classes(self) -> list[str]:
@@ -79,9 +105,13 @@ class StudyData:
 def collect(store: Store, study: str) -> StudyData:
     """Read the study's spec, runs, histories, test predictions, embeddings and failure cases."""
     spec = store.study_spec(study)
-    runs = []
-    failures: dict[str, tuple[int, list[Failure]]] = {}
+    names = [st["name"] for st in spec.get("settings", [])] or [""]
+    groups: dict[str, StudyData] = {name: StudyData(name=study, spec=spec, runs=[], failures={}, setting=name)
+                                    for name in names}
     for rec in store.runs(study):
+        group = groups.get(rec.setting)
+        if group is None:  # a setting the stored spec does not name (an older study): keep it, last
+            group = groups[rec.setting] = StudyData(name=study, spec=spec, runs=[], failures={}, setting=rec.setting)
         run = RunData(record=rec)
         if rec.status in FINISHED:
             run.epochs = store.epochs(rec.hash)
@@ -89,7 +119,12 @@ def collect(store: Store, study: str) -> StudyData:
             run.step_losses = store.step_losses(rec.hash)
             run.predictions = store.predictions(rec.hash, "test")
             run.embedding = store.embeddings(rec.hash, "test")
-        if rec.status == "complete" and rec.label not in failures:
-            failures[rec.label] = (rec.seed, store.failures(rec.hash))
-        runs.append(run)
-    return StudyData(name=study, spec=spec, runs=runs, failures=failures)
+            run.layers = store.layer_embeddings(rec.hash, "test")
+            if "grid" in rec.summary:
+                run.grid = store.predictions(rec.hash, "grid")
+        if rec.status == "complete" and rec.label not in group.failures:
+            group.failures[rec.label] = (rec.seed, store.failures(rec.hash))
+        group.runs.append(run)
+    first, *rest = groups.values()
+    first.others = {d.setting: d for d in rest}
+    return first

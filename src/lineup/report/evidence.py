@@ -12,12 +12,16 @@ import numpy as np
 
 from lineup.analysis.dynamics import FRACTIONS, Dynamics, summarize_dynamics
 from lineup.analysis.metrics import accuracy_half_width, confusion_matrix, per_class_accuracy
-from lineup.analysis.representations import cka_between_models
+from lineup.analysis.representations import LayerStability, cka_at_depth, cka_between_models, layer_stability
 from lineup.analysis.stats import Comparison, MeanCI, Rank, Winner, compare_models, mean_ci, rank_models, winner
 from lineup.report.collect import StudyData
 
 #: Final metrics of a run's summary that the report gives with a confidence interval over seeds.
 HEADLINE = ("train_acc", "val_acc", "test_acc", "test_loss", "refit_test_acc", "epochs_trained", "wall_time")
+
+#: Relative depths at which models are compared layer by layer; depth 1 (each model's last layer) is left to the
+#: forward_features comparison, which it is close to or equal to.
+LAYER_DEPTHS = (0.25, 0.5, 0.75)
 
 #: The criteria of the summary: (key, per-seed values from, higher is better).
 CRITERIA = (("most accurate", "test_acc", True), ("fastest to converge", "epochs_to_95", False),
@@ -42,6 +46,7 @@ class ModelEvidence:
     dynamics: dict[int, Dynamics] = field(default_factory=dict)  # seed -> dynamics of its history
     correct: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> (N,) test correctness, aligned
     features: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> (N_emb, D) embeddings, aligned
+    layers: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # seed -> {layer: (N_emb, C)}, aligned
     per_class: np.ndarray | None = None  # (K,) mean over seeds of per-class test accuracy
     confusion: np.ndarray | None = None  # (K, K) summed over seeds
 
@@ -56,6 +61,9 @@ class Evidence:
     winners: dict[str, Winner]  # criterion (see CRITERIA) -> winner
     cka: tuple[list[str], np.ndarray, np.ndarray] | None  # models, mean CKA (M, M), seed pairs (M, M)
     half_width: float | None  # 95% half-width of the best test accuracy at the test set's size
+    layer_stability: dict[str, list[LayerStability]] = field(default_factory=dict)  # model -> CKA across seeds
+    # relative depth -> (layer chosen per model, models, mean CKA (M, M), seed pairs (M, M)); needs 2+ models
+    layer_cka: dict[float, tuple[dict[str, str], list[str], np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def gather(data: StudyData, *, seed: int = 0) -> Evidence:
@@ -79,8 +87,11 @@ def gather(data: StudyData, *, seed: int = 0) -> Evidence:
     half_width = None
     if ranking and data.test_size:
         half_width = accuracy_half_width(ranking[0].mean, data.test_size)
+    layered = {label: m.layers for label, m in models.items() if m.layers}
+    stability = {label: layer_stability(by_seed) for label, by_seed in layered.items()}
+    layer_cka = {d: cka_at_depth(layered, d) for d in LAYER_DEPTHS} if len(layered) > 1 else {}
     return Evidence(models=models, comparisons=comparisons, ranking=ranking, winners=winners, cka=cka,
-                    half_width=half_width)
+                    half_width=half_width, layer_stability=stability, layer_cka=layer_cka)
 
 
 def _model(data: StudyData, label: str, test_index: np.ndarray, emb_index: np.ndarray, seed: int
@@ -123,6 +134,8 @@ def _model(data: StudyData, label: str, test_index: np.ndarray, emb_index: np.nd
                 confusion.append(confusion_matrix(p.y, p.pred, num_classes=k))
         if run.embedding is not None:
             m.features[run.seed] = _take(*run.embedding, emb_index)
+        if run.layers:
+            m.layers[run.seed] = {name: _take(*emb, emb_index) for name, emb in run.layers.items()}
     m.stats = {key: mean_ci(v, seed=seed) for key, v in m.values.items() if v}
     if per_class:
         m.per_class = np.nanmean(np.stack(per_class), axis=0)

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from lineup.analysis.representations import LayerStability  # noqa: E402
 from lineup.analysis.tables import curve_band  # noqa: E402
 
 
@@ -173,7 +174,8 @@ def failure_gallery(images: list[np.ndarray], captions: list[str], *, title: str
     return fig
 
 
-def cka_heatmap(cka: np.ndarray, labels: list[str], pairs: np.ndarray) -> Figure:
+def cka_heatmap(cka: np.ndarray, labels: list[str], pairs: np.ndarray, *,
+                title: str = "linear CKA of test-set representations") -> Figure:
     """Heat map of mean linear CKA between models; the diagonal compares distinct seeds of one model."""
     m = len(labels)
     size = max(4.5, 0.7 * m + 2.5)
@@ -186,7 +188,66 @@ def cka_heatmap(cka: np.ndarray, labels: list[str], pairs: np.ndarray) -> Figure
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
     ax.set_xticks(range(m), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(m), labels, fontsize=8)
-    ax.set_title("linear CKA of test-set representations", fontsize=10)
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def across_settings(means: dict[str, list[float | None]], lows: dict[str, list[float | None]],
+                    highs: dict[str, list[float | None]], settings: list[str], *, baseline: str | None = None
+                    ) -> Figure:
+    """Mean test accuracy of every model in every data setting, with its interval over seeds as error bars.
+
+    Args:
+        means, lows, highs: ``{model label: one value per setting}`` (None where the model has no result).
+        settings: the settings' names, in the order of the x axis.
+    """
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(settings) + 3), 4.2))
+    cmap = plt.get_cmap("tab20" if len(means) > 10 else "tab10")
+    x = np.arange(len(settings), dtype=np.float64)
+    width = 0.3 / max(len(means), 1)
+    for i, label in enumerate(means):
+        m = np.array([np.nan if v is None else v for v in means[label]], dtype=np.float64)
+        lo = np.array([np.nan if v is None else v for v in lows[label]], dtype=np.float64)
+        hi = np.array([np.nan if v is None else v for v in highs[label]], dtype=np.float64)
+        xs = x + (i - (len(means) - 1) / 2) * width  # side by side, so intervals do not hide each other
+        err = np.vstack([np.where(np.isnan(lo), 0, m - lo), np.where(np.isnan(hi), 0, hi - m)])
+        ax.errorbar(xs, m, yerr=err, fmt="o--" if label == baseline else "o-", color=cmap(i % cmap.N), label=label,
+                    lw=1.2, ms=4, capsize=3)
+    ax.set_xticks(x, settings, rotation=20, ha="right", fontsize=8)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_ylabel("test accuracy")
+    ax.set_title("test accuracy by data setting (mean and 95% interval over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=min(len(means), 4), fontsize=8, frameon=False, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def layer_stability(stability: Mapping[str, list[LayerStability]]) -> Figure:
+    """Linear CKA between seeds, layer by layer: one line per model over relative depth, each point a layer
+    (named beside it), the bar from the least to the most similar pair of seeds."""
+    fig, ax = plt.subplots(figsize=(10, 4.4))
+    cmap = plt.get_cmap("tab20" if len(stability) > 10 else "tab10")
+    named: set[tuple[float, str]] = set()  # variants of one family share their layers: name each place once
+    for i, (label, layers) in enumerate(stability.items()):
+        color = cmap(i % cmap.N)
+        x = np.array([e.depth for e in layers])
+        y = np.array([e.mean for e in layers])
+        err = np.vstack([y - np.array([e.low for e in layers]), np.array([e.high for e in layers]) - y])
+        ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="o-", color=color, label=label, lw=1.4, ms=4, capsize=2)
+        for e in layers:
+            if np.isfinite(e.mean) and (e.depth, e.layer) not in named:
+                named.add((e.depth, e.layer))
+                ax.annotate(e.layer, (e.depth, e.mean), textcoords="offset points", xytext=(3, -9), fontsize=6.5,
+                            color=color)
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("relative depth (i-th of a model's L layers at i / L)")
+    ax.set_ylabel("linear CKA between seeds")
+    ax.set_title("how alike each layer is across seeds (mean, min-max over seed pairs)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=min(max(len(stability), 1), 4), fontsize=8, frameon=False, loc="lower left")
     fig.tight_layout()
     return fig

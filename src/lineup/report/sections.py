@@ -13,7 +13,7 @@ from lineup.analysis.dynamics import cumulative_seconds, generalization_gap
 from lineup.analysis.stats import ASO_THRESHOLD, N_RESAMPLES
 from lineup.report import _format as fmt
 from lineup.report import figures
-from lineup.report.collect import StudyData
+from lineup.report.collect import RunData, StudyData
 from lineup.report.document import Figure, Section, Table, code, para
 from lineup.report.evidence import Evidence
 
@@ -229,7 +229,8 @@ def failures_section(data: StudyData, save: Save) -> Section | None:
     return s if s.blocks else None
 
 
-def representations_section(ev: Evidence, save: Save) -> Section | None:
+def representations_section(ev: Evidence, save: Save) -> list[Section] | None:
+    """CKA between the models' forward_features, then layer by layer (subsections) where models declare layers."""
     if ev.cka is None:
         return None
     labels, cka, pairs = ev.cka
@@ -244,7 +245,51 @@ def representations_section(ev: Evidence, save: Save) -> Section | None:
         "matching seeds (seed s of one model against seed s of the other; every seed pair when none match). "
         "Diagonal: mean over pairs of distinct seeds of the same model, the yardstick for the rest (empty with one "
         "seed).", muted=True))
-    return s
+    return [s, *layer_sections(ev, save)]
+
+
+def _cka(v: float) -> str:
+    return f"{v:.3f}" if np.isfinite(v) else ""
+
+
+def layer_sections(ev: Evidence, save: Save) -> list[Section]:
+    """Layer-by-layer CKA: each layer across seeds of its model, then models against each other at equal depth."""
+    if not ev.layer_stability:
+        return []
+    stable = Section("layers", "Layer by layer: stability across seeds", level=3)
+    if any(np.isfinite(e.mean) for layers in ev.layer_stability.values() for e in layers):
+        stable.blocks.append(_figure(save, figures.layer_stability(ev.layer_stability), "layer_stability",
+                                     "linear CKA between seeds, layer by layer"))
+    rows = [[label, e.layer, f"{e.depth:.2f}", str(e.width), _cka(e.mean), _cka(e.low), _cka(e.high), str(e.pairs)]
+            for label, layers in ev.layer_stability.items() for e in layers]
+    stable.blocks.append(Table("layer_stability", ["model", "layer", "relative depth", "width", "CKA across seeds",
+                                                   "min", "max", "seed pairs"], rows))
+    stable.blocks.append(para(
+        "Linear CKA of each layer a model declares (conv blocks, stages, encoder and decoder levels, hidden layers), "
+        "between every pair of distinct seeds, on the same fixed test examples as above: near 1, the layer learns "
+        "the same representation whatever the seed; lower, the seed decides more of it (empty with one seed). "
+        "Feature maps are averaged over height and width first, one value per channel, so a convolutional layer is "
+        "compared through its channel means, not pixel by pixel. Relative depth: the i-th of a model's L layers "
+        "is at i/L. Width: values per example. Models that declare no layers (such as softmax regression) are "
+        "left out.", muted=True))
+    if not ev.layer_cka:
+        return [stable]
+    across = Section("layers-across-models", "Layer by layer: models at the same relative depth", level=3)
+    for depth, (chosen, models, cka, pairs) in ev.layer_cka.items():
+        fig = figures.cka_heatmap(cka, [f"{m} · {chosen[m]}" for m in models], pairs,
+                                  title=f"linear CKA at relative depth {depth:.2f} (model · layer nearest to it)")
+        across.blocks.append(_figure(save, fig, f"cka_depth_{round(100 * depth):02d}",
+                                     f"linear CKA between models at relative depth {depth:.2f}"))
+    models = list(dict.fromkeys(m for chosen, *_ in ev.layer_cka.values() for m in chosen))
+    rows = [[m, *(chosen.get(m, "") for chosen, *_ in ev.layer_cka.values())] for m in models]
+    across.blocks.append(Table("layers_at_depth", ["model", *(f"layer at depth {d:.2f}" for d in ev.layer_cka)],
+                               rows))
+    across.blocks.append(para(
+        "Each model is represented by its layer nearest the given relative depth (the shallower one on a tie), so "
+        "models of different depths are compared where they are equally far from input to output; depth 1 is "
+        "close to the forward_features compared above. Off the diagonal: mean over matching seeds; diagonal: that "
+        "layer across seeds of the model, the yardstick for the rest. Channel means, as above.", muted=True))
+    return [stable, across]
 
 
 def runs_section(data: StudyData) -> Section:
@@ -253,14 +298,115 @@ def runs_section(data: StudyData) -> Section:
         if text:
             s.blocks.append(para(f"{label}: {text}"))
     rows, classes = [], []
-    for run in data.runs:
+    settings = len(data.settings) > 1
+    for run in data.all_runs:
         r = run.record
         stop = r.summary.get("stop_reason", "") if r.status != "failed" else ""
         error = (r.error or "").splitlines()[0] if r.error else ""
-        rows.append([r.label, str(r.seed), r.hash[:12], r.status, fmt.pct(r.summary.get("test_acc")),
-                     str(r.summary.get("epochs_trained", "")), stop or error,
+        rows.append([*([r.setting] if settings else []), r.label, str(r.seed), r.hash[:12], r.status,
+                     fmt.pct(r.summary.get("test_acc")), str(r.summary.get("epochs_trained", "")), stop or error,
                      f"{r.wall_time:.1f}" if r.wall_time else ""])
         classes.append(f"status-{r.status}")
-    s.blocks.append(Table("runs", ["model", "seed", "run", "status", "test acc %", "epochs", "stopped because",
-                                   "seconds"], rows, classes))
+    s.blocks.append(Table("runs", [*(["setting"] if settings else []), "model", "seed", "run", "status",
+                                   "test acc %", "epochs", "stopped because", "seconds"], rows, classes))
     return s
+
+
+def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | None:
+    """Every model in every data setting, and how far each one moves from the first setting."""
+    if not data.others:
+        return None
+    from lineup.analysis.stats import holm, mean_ci
+    from lineup.report.evidence import gather
+
+    evs = {data.setting: ev, **{name: gather(d) for name, d in data.others.items()}}
+    names = list(evs)
+    first = names[0]
+    described = data.setting_descriptions
+    s = Section("settings", "Data settings")
+    s.blocks.append(para(
+        f"Every model was trained on {len(names)} data settings. The sections above show the first, ",
+        code(first), "; this one compares them. " + " ".join(
+            f"{name}: {described[name]}." for name in names if described.get(name))))
+    labels = list(ev.models)
+    header = ["model", *(f"{name} test acc %" for name in names)]
+    rows = [[label, *(fmt.ci(e.models[label].stats.get("test_acc")) if label in e.models else ""
+                      for e in evs.values())] for label in labels]
+    s.blocks.append(Table("settings_accuracy", header, rows,
+                          ["baseline" if label == data.baseline else "" for label in labels]))
+
+    # Change from the first setting, paired by seed: the same seed starts from the same initial weights.
+    header = ["model", *(f"Δ {name} − {first}, points" for name in names[1:])]
+    cells: dict[tuple[str, str], tuple[str, float | None, bool]] = {}  # text, McNemar p, interval excludes 0
+    for label in labels:
+        base = {r.seed: r for r in data.of(label) if r.complete}
+        for name in names[1:]:
+            other = {r.seed: r for r in data.others[name].of(label) if r.complete}
+            seeds = [k for k in base if k in other]
+            if not seeds:
+                continue
+            d = mean_ci([other[k].record.summary["test_acc"] - base[k].record.summary["test_acc"] for k in seeds])
+            excludes = d.low is not None and d.high is not None and (d.low > 0 or d.high < 0)
+            cells[(label, name)] = (fmt.ci(d, signed=True), _same_test_pvalue(base, other, seeds), excludes)
+    tested = [key for key, (_, p, _) in cells.items() if p is not None]
+    reject = dict(zip(tested, holm([cells[k][1] for k in tested])[0], strict=True)) if tested else {}
+    rows = []
+    for label in labels:
+        row = [label]
+        for name in names[1:]:
+            text, p, excludes = cells.get((label, name), ("", None, False))
+            # On a shared test set the examples decide; on a distorted one, only the seeds can.
+            row.append(text + (" *" if (reject.get((label, name)) if p is not None else excludes) else ""))
+        rows.append(row)
+    s.blocks.append(Table("settings_change", header, rows,
+                          ["baseline" if label == data.baseline else "" for label in labels]))
+    s.blocks.append(para(
+        "Δ: mean over seeds of (accuracy in the setting − accuracy in the first setting), each seed paired with "
+        "itself, with a 95% bootstrap interval over seeds. * marks a change the evidence supports: where both "
+        "settings test the same examples with the same labels (their images may differ, e.g. under input noise "
+        "applied to all splits), the exact McNemar test on those examples, pooled over matching seeds, after "
+        "Holm's correction over the table (5% family-wise), since seeds alone cannot tell a change of a few test "
+        "examples from test-set noise; where the test examples differ, the interval over seeds excluding 0. A "
+        "setting that distorts the test split measures accuracy on its own test split.", muted=True))
+
+    best = []
+    for name, e in evs.items():
+        if not e.ranking:
+            continue
+        tied = [r.label for r in e.ranking if r.tied_with_best]
+        resolution = f" (the test set resolves ±{100 * e.half_width:.2f} points at this accuracy)" if e.half_width \
+            else ""
+        if len(tied) > 1:
+            best.append(f"{name}: {', '.join(tied)} are not significantly different from the most accurate, "
+                        f"{e.ranking[0].label}{resolution}.")
+        else:
+            best.append(f"{name}: {e.ranking[0].label} is the most accurate, significantly{resolution}.")
+    for line in best:
+        s.blocks.append(para(line))
+    means = {label: [] for label in labels}
+    lows = {label: [] for label in labels}
+    highs = {label: [] for label in labels}
+    for e in evs.values():
+        for label in labels:
+            m = e.models[label].stats.get("test_acc") if label in e.models else None
+            means[label].append(None if m is None else m.mean)
+            lows[label].append(None if m is None else m.low)
+            highs[label].append(None if m is None else m.high)
+    s.blocks.append(_figure(save, figures.across_settings(means, lows, highs, names, baseline=data.baseline),
+                            "settings", "test accuracy of every model in every data setting"))
+    return s
+
+
+def _same_test_pvalue(base: dict[int, RunData], other: dict[int, RunData], seeds: list[int]) -> float | None:
+    """Exact McNemar p-value of the per-example correctness of two settings' runs, pooled over ``seeds``; None
+    unless every pair of runs was tested on the same examples with the same labels."""
+    from lineup.analysis.stats import mcnemar_test
+
+    a, b = [], []
+    for k in seeds:
+        pa, pb = base[k].predictions, other[k].predictions
+        if pa is None or pb is None or not (np.array_equal(pa.index, pb.index) and np.array_equal(pa.y, pb.y)):
+            return None
+        a.append(pa.pred == pa.y)
+        b.append(pb.pred == pb.y)
+    return mcnemar_test(np.concatenate(a), np.concatenate(b)).pvalue

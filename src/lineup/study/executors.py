@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
@@ -52,8 +53,7 @@ def _init_pool_worker(data: DataBundle, interrupt: object, threads: int) -> None
 
 def _pool_task(run: RunSpec, ctx: RunContext) -> RunResult:
     assert _worker_data is not None, "pool worker used before its initializer ran"
-    ctx = RunContext(artifact_dir=ctx.artifact_dir, interrupt=_worker_interrupt,  # type: ignore[arg-type]
-                     checkpoint_every_s=ctx.checkpoint_every_s)
+    ctx = dataclasses.replace(ctx, interrupt=_worker_interrupt)  # type: ignore[arg-type]
     return execute_run(run, _worker_data, ctx=ctx)
 
 
@@ -109,8 +109,8 @@ class PoolExecutor:
                     if ctx is None:
                         continue
                     local_interrupt = ctx.interrupt
-                    pending[pool.submit(_pool_task, run, RunContext(artifact_dir=ctx.artifact_dir,
-                                                                    checkpoint_every_s=ctx.checkpoint_every_s))] = run
+                    # An Event cannot cross processes: the worker gets its own, set from this one.
+                    pending[pool.submit(_pool_task, run, dataclasses.replace(ctx, interrupt=None))] = run
                 if not pending:
                     break
                 done, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
@@ -175,7 +175,7 @@ class RayExecutor:
                 ctx = claim(run)
                 if ctx is not None:
                     # A threading.Event cannot travel to another process; the driver cancels tasks instead.
-                    remote_ctx = RunContext(artifact_dir=ctx.artifact_dir, checkpoint_every_s=ctx.checkpoint_every_s)
+                    remote_ctx = dataclasses.replace(ctx, interrupt=None)
                     pending[task.remote(run, data_ref, remote_ctx)] = (run, ctx)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)

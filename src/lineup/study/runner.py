@@ -14,28 +14,39 @@ import torch
 
 from lineup import data as datasets
 from lineup.data._types import DataBundle
+from lineup.decomposition import check_data
 from lineup.errors import SpecError
 from lineup.models import create_model
-from lineup.spec import RunSpec, Study, expand, resolve_entry
+from lineup.spec import RunSpec, Setting, Study, expand, resolve_entry, resolve_init
 from lineup.store import FINISHED, LEASE_SECONDS, Store, owner_id
 from lineup.study.executors import EXECUTORS, Executor
-from lineup.study.worker import CHECKPOINT, RunContext, RunResult
+from lineup.study.worker import CHECKPOINT, FINAL_WEIGHTS, RunContext, RunResult
 
 
 @dataclass
 class Plan:
-    """A validated study with its data loaded and its runs expanded; nothing stored yet."""
+    """A validated study with the data of each setting loaded and its runs expanded; nothing stored yet."""
 
     study: Study
-    data: DataBundle
+    datas: dict[str, DataBundle]  # setting name -> data, in the order of the file
     runs: list[RunSpec]
+
+    @property
+    def data(self) -> DataBundle:
+        """The data of the first (or only) setting."""
+        return next(iter(self.datas.values()))
 
 
 def prepare(study: Study) -> Plan:
-    """Load the data and build every model once, so bad input fails before the store is touched."""
-    data = load_data(study)
-    check_models(study, data)
-    return Plan(study=study, data=data, runs=expand(study, data_version=data.version))
+    """Load every setting's data and build every model once, so bad input fails before the store is touched."""
+    datas = {}
+    for setting in study.data_settings:
+        datas[setting.name] = data = load_data(study, setting)
+        check_models(study, data)
+    if study.decomposition is not None:
+        check_data(study.decomposition, datas, file=study.source)
+    runs = expand(study, data_version={name: d.version for name, d in datas.items()})
+    return Plan(study=study, datas=datas, runs=runs)
 
 
 @dataclass
@@ -50,8 +61,10 @@ class StudyOutcome:
     interrupted: bool = False
 
 
-def load_data(study: Study) -> DataBundle:
-    d = study.data
+def load_data(study: Study, setting: Setting | None = None) -> DataBundle:
+    """The data of one setting of ``study`` (default: the first)."""
+    setting = setting or study.data_settings[0]
+    d = setting.data
     try:
         return datasets.load(d.dataset, root=d.root, classes=d.classes, train_size=d.train_size,
                              val_fraction=d.val_fraction, test_size=d.test_size, split_seed=d.split_seed,
@@ -59,7 +72,9 @@ def load_data(study: Study) -> DataBundle:
     except SpecError as e:  # the data layer knows what is wrong, the study knows where it was written
         if e.file is not None:
             raise
-        raise SpecError(e.detail, file=study.source, key=f"data.{e.key}" if e.key else "data") from None
+        where = f"settings[{study.settings.index(setting)}]" if setting in study.settings else "data"
+        key = e.key.removeprefix("data.") if e.key else None  # some data errors name their [data] key in full
+        raise SpecError(e.detail, file=study.source, key=f"{where}.{key}" if key else where) from None
 
 
 def data_info(data: DataBundle) -> dict[str, object]:
@@ -72,13 +87,35 @@ def data_info(data: DataBundle) -> dict[str, object]:
 def check_models(study: Study, data: DataBundle) -> None:
     """Build every entry's model and run two examples through it, so that a bad option, an impossible input
     size or a model that breaks the contract fails before anything is stored."""
+    names = [m.name for m in study.models]
     for i, entry in enumerate(study.models):
         arch, options, train = resolve_entry(study, i)
         try:
             model = create_model(arch, data.input_shape, data.num_classes, **options)
             check_contract(model, arch, data, train.objective)
+            source = resolve_init(study, i)
+            if source is not None:
+                source_arch, source_options, _ = resolve_entry(study, names.index(source))
+                source_model = create_model(source_arch, data.input_shape, data.num_classes, **source_options)
+                check_init(model, entry.name, source_model.state_dict(), source)
         except SpecError as e:
             raise SpecError(e.detail, file=study.source, key=f"models[{i}] ({entry.name})") from None
+
+
+def check_init(model: torch.nn.Module, name: str, source: dict[str, torch.Tensor], source_name: str) -> list[str]:
+    """Start ``model`` from the weights ``source`` of entry ``source_name``; returns the tensors copied.
+
+    Raises:
+        SpecError: the model cannot start from another model's weights, or these weights do not fit it.
+    """
+    load = getattr(model, "load_pretrained", None)
+    if not callable(load):
+        raise SpecError(f"{name!r} cannot start from {source_name!r}'s weights: its model has no "
+                        "load_pretrained(state_dict, source_name) method that says what to copy")
+    copied = load(source, source_name)
+    if not copied:
+        raise SpecError(f"{name!r} took no weights from {source_name!r}: the two models share no part")
+    return list(copied)
 
 
 @torch.no_grad()
@@ -99,6 +136,9 @@ def check_contract(model: torch.nn.Module, name: str, data: DataBundle, objectiv
     model.eval()
     try:
         out, feats = model(x), model.forward_features(x)
+    except Exception as e:  # a user model's bug: say where, before anything is stored
+        raise SpecError(f"model {name!r} raised {type(e).__name__} on a batch of 2 inputs {tuple(x.shape)}: {e}. "
+                        "Fix the model's forward or forward_features (or its options)") from None
     finally:
         model.train(was_training)
     if objective == "auto":
@@ -180,10 +220,12 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
     if progress is None:
         progress = sys.stderr.isatty()
     plan = study if isinstance(study, Plan) else prepare(study)
-    study, data, runs = plan.study, plan.data, plan.runs
-    spec = {**study.to_dict(), "data_info": data_info(data)}
+    study, runs = plan.study, plan.runs
+    spec = {**study.to_dict(), "data_info": data_info(plan.data)}
+    if study.settings or len(plan.datas) > 1:  # [decomposition] may add a setting to a study without any
+        spec["settings_info"] = {name: data_info(d) for name, d in plan.datas.items()}
     store.register_study(study.name, spec, str(Path(study.source).resolve()) if study.source else None,
-                         [(r.hash, r.label, r.seed, r.spec["model"]["name"], r.spec) for r in runs])
+                         [(r.hash, r.label, r.seed, r.spec["model"]["name"], r.spec, r.setting) for r in runs])
     retry = ("pending", "interrupted") + (("failed",) if rerun_failed else ())
     skipped = [r for r in runs if store.status(r.hash) in FINISHED]
     todo = [r for r in runs if r not in skipped]
@@ -207,11 +249,31 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
                     taken_elsewhere.append(run)
                 return None
             heartbeat.held.add(run.hash)
+            init = run.spec.get("init")
             return RunContext(artifact_dir=store.artifact_dir(run.hash), interrupt=interrupt,
-                              checkpoint_every_s=checkpoint_every_s)
+                              checkpoint_every_s=checkpoint_every_s,
+                              init_weights=store.artifact_dir(init["run"]) / FINAL_WEIGHTS if init else None)
+
+        def results() -> Iterator[tuple[RunSpec, RunResult]]:
+            for name, data in plan.datas.items():  # one pass per setting: executors share one dataset at a time
+                group = [r for r in todo if r.setting == name]
+                # Runs that start from another run's weights wait for that run: a second wave.
+                for wave in ([r for r in group if "init" not in r.spec], [r for r in group if "init" in r.spec]):
+                    ready = []
+                    for r in wave:
+                        source = r.spec["init"]["run"] if "init" in r.spec else None
+                        if source is not None and store.status(source) != "complete":
+                            yield r, RunResult(status="failed", error=(
+                                f"it starts from the weights of run {source[:12]}, which is "
+                                f"{store.status(source) or 'missing'}; run the study again once that run is "
+                                "complete"))
+                        else:
+                            ready.append(r)
+                    if ready and not interrupt.is_set():
+                        yield from executor.map(ready, data, claim=claim)
 
         try:
-            for run, result in executor.map(todo, data, claim=claim) if todo else ():
+            for run, result in results():
                 if result.status == "interrupted":
                     store.mark_interrupted(run.hash)
                 elif result.status == "failed":

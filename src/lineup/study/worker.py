@@ -24,9 +24,11 @@ import torch
 import lineup
 from lineup._io import atomic_write
 from lineup.data._types import DataBundle
-from lineup.models import create_model, summarize
+from lineup.models import LineupModel, create_model, summarize
+from lineup.models.capture import record_representations
 from lineup.spec import RunSpec
-from lineup.store import Failure
+from lineup.store import FEATURES, Failure
+from lineup.study.known import GRID_SPLIT, known_distribution_results
 from lineup.train import (
     Callback,
     Checkpoint,
@@ -42,6 +44,7 @@ from lineup.train import (
     fit,
     load_checkpoint,
 )
+from lineup.train.augment import Augmentation
 
 
 @dataclass
@@ -54,6 +57,8 @@ class RunResult:
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "train", "val", "test", "test_refit"
     failures: list[Failure] = field(default_factory=list)
     embeddings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # split -> (index, features)
+    # split -> {declared layer: (N, C) channel means}, on the examples of embeddings[split], input side first
+    layers: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     wall_time: float = 0.0
@@ -87,8 +92,10 @@ def _git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
-def provenance(device: torch.device) -> dict[str, Any]:
-    """Versions, git revision and machine facts recorded with every run."""
+def provenance(device: torch.device, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, git revision and machine facts recorded with every run; with the run's ``spec``, also every
+    plugin module of the process (package, version, sha256 of its source), so a result can be traced to the
+    exact code of a model, dataset or objective that lineup does not ship."""
     info: dict[str, Any] = {
         "lineup": lineup.__version__, "git_revision": _git_revision(), "python": platform.python_version(),
         "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
@@ -96,6 +103,12 @@ def provenance(device: torch.device) -> dict[str, Any]:
     }
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
+    if spec is not None:
+        from lineup.plugins import plugin_provenance
+
+        plugins = plugin_provenance(spec)
+        if plugins:
+            info["plugins"] = plugins
     return info
 
 
@@ -112,7 +125,8 @@ def _failures(ev: Evaluation, data: DataBundle, k: int) -> list[Failure]:
             for i in top]
 
 
-#: Examples of the test split whose ``forward_features`` are stored with every run (the same ones for every run).
+#: Examples of the test split whose ``forward_features`` and declared layers (``representation_layers``) are stored
+#: with every run (the same ones for every run).
 EMBEDDING_EXAMPLES = 1000
 
 
@@ -123,18 +137,17 @@ def embedding_rows(n: int, k: int = EMBEDDING_EXAMPLES) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
 
 
-@torch.inference_mode()
-def _features(model: torch.nn.Module, data: DataBundle, rows: torch.Tensor, device: torch.device,
-              batch_size: int) -> np.ndarray:
-    was_training = model.training
-    model.eval()
+def _features(model: LineupModel, data: DataBundle, rows: torch.Tensor, device: torch.device,
+              batch_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``forward_features`` and the declared layers' channel means on test ``rows``, in one forward pass."""
     split = data.test.take(rows)
-    out = []
-    for lo in range(0, len(split), batch_size):
-        x = data.normalization.apply(split.x[lo: lo + batch_size].to(device))
-        out.append(model.forward_features(x).float().cpu())  # type: ignore[operator]
-    model.train(was_training)
-    return torch.cat(out).numpy()
+    batches = (data.normalization.apply(split.x[lo: lo + batch_size].to(device))
+               for lo in range(0, len(split), batch_size))
+    features, layers = record_representations(model, batches)
+    if FEATURES in layers:
+        raise ValueError(f"{type(model).__name__}.representation_layers() declares {FEATURES!r}, the name under "
+                         "which forward_features is stored; rename that layer")
+    return features, layers
 
 
 @dataclass(frozen=True)
@@ -145,11 +158,13 @@ class RunContext:
         artifact_dir: the run's own folder (checkpoints, final weights); ``None``: keep nothing on disk.
         interrupt: set to ask the run to stop after its current step and checkpoint.
         checkpoint_every_s: seconds between checkpoints inside an epoch (epoch ends always checkpoint).
+        init_weights: the ``final.pt`` of the run named by the spec's ``init`` (required when it has one).
     """
 
     artifact_dir: Path | None = None
     interrupt: threading.Event | None = None
     checkpoint_every_s: float = 60.0
+    init_weights: Path | None = None  # final weights of the run that this one starts from (spec key "init")
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -161,8 +176,12 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
     spec, cfg = run.spec, run.spec["train"]
     seed_everything(run.seed)
     model = create_model(spec["model"]["name"], data.input_shape, data.num_classes, **spec["model"]["options"])
+    if "init" in spec:
+        _start_from(model, spec["init"]["run"], ctx.init_weights)
     model = model.to(device)
     objective = create_objective(model.default_objective if cfg["objective"] == "auto" else cfg["objective"])
+    if getattr(model, "fits_without_gradients", False):  # a scikit-learn estimator: fitted at once, no steps
+        return _fit_at_once(run, model, objective, data, device, refit=refit_epochs is not None)
     optimizer = build_optimizer(model.parameters(), OptimConfig(
         name=cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
         weight_decay_mode=cfg["weight_decay_mode"]))
@@ -182,12 +201,32 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
         train, val, epochs = data.train, data.val, cfg["epochs"]
     else:  # the refit protocol: train+validation, for the epoch count chosen on validation
         train, val, epochs = type(data.train).concat(data.train, data.val), None, refit_epochs
+    aug = cfg.get("augment")
+    augment = None
+    if aug and (aug["hflip"] or aug["shift"]):
+        norm = data.normalization
+        fill = tuple(-m / sd for m, sd in zip(norm.mean, norm.std, strict=True))  # a black pixel, normalised
+        augment = Augmentation(hflip=aug["hflip"], shift=aug["shift"], fill=fill)
     state = fit(model, objective, optimizer, train, data.normalization, epochs=epochs,
                 batch_size=cfg["batch_size"], seed=run.seed, device=device, val=val,
-                eval_batch_size=cfg["eval_batch_size"], callbacks=callbacks, resume=resume, interrupt=ctx.interrupt)
+                eval_batch_size=cfg["eval_batch_size"], callbacks=callbacks, resume=resume, interrupt=ctx.interrupt,
+                lr_schedule=cfg.get("lr_schedule", "constant"), augment=augment)
     info = {"epochs_trained": state.epoch, "stop_reason": state.stop_reason or "max epochs",
             "best_epoch": state.restored_epoch or state.epoch, "diverged": state.diverged,
             "diverged_step": state.diverged_step, "objective": objective.name}
+    return model, objective, state, info
+
+
+def _fit_at_once(run: RunSpec, model: Any, objective: Any, data: DataBundle, device: torch.device, *,
+                 refit: bool) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``_train_once`` for a model that no gradient trains (``lineup.models.estimators``)."""
+    from lineup.train.estimators import fit_estimator
+
+    train = type(data.train).concat(data.train, data.val) if refit else data.train
+    state = fit_estimator(model, objective, train, data.normalization, seed=run.seed, device=device,
+                          val=None if refit else data.val, eval_batch_size=run.spec["train"]["eval_batch_size"])
+    info = {"epochs_trained": state.epoch, "stop_reason": state.stop_reason, "best_epoch": state.epoch,
+            "diverged": False, "diverged_step": None, "objective": objective.name}
     return model, objective, state, info
 
 
@@ -208,12 +247,25 @@ def execute_run(run: RunSpec, data: DataBundle, *, progress: bool = False,
     return result
 
 
+def _start_from(model: torch.nn.Module, source: str, path: Path | None) -> list[str]:
+    """Load the final weights of run ``source`` into ``model`` through its ``load_pretrained``."""
+    from lineup.study.runner import check_init
+
+    if path is None or not path.exists():
+        raise RuntimeError(f"the final weights of run {source[:12]}, which this run starts from, are not at "
+                           f"{path}; train that run first (run the study again)")
+    weights = torch.load(path, map_location="cpu", weights_only=True)
+    return check_init(model, "this run", weights, f"run {source[:12]}")
+
+
 def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext) -> RunResult:
     cfg = run.spec["train"]
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
     device = resolve_device(cfg["device"])
-    result = RunResult(status="complete", device=str(device), provenance=provenance(device))
+    result = RunResult(status="complete", device=str(device), provenance=provenance(device, run.spec))
+    if "init" in run.spec:
+        result.provenance["init_from"] = {"run": run.spec["init"]["run"]}
     model, objective, state, info = _train_once(run, data, device, refit_epochs=None, progress=progress, ctx=ctx)
     if state.interrupted:
         return RunResult(status="interrupted", device=str(device), error="interrupted; run again to resume")
@@ -230,9 +282,16 @@ def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext)
         ev = evaluate(model, objective, split, norm, device=device, batch_size=ebs)
         result.evaluations[name] = ev
         result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
+    if data.distribution is not None:  # measured here: the report reads the store and never draws data
+        known, grid = known_distribution_results(model, objective, data, result.evaluations["test"], device=device,
+                                                 batch_size=ebs)
+        result.summary.update(known)
+        if grid is not None:
+            result.evaluations[GRID_SPLIT] = grid
     result.failures = _failures(result.evaluations["test"], data, run.spec["protocol"]["failure_cases"])
     rows = embedding_rows(len(data.test))
-    result.embeddings["test"] = (data.test.index[rows].numpy(), _features(model, data, rows, device, ebs))
+    features, layers = _features(model, data, rows, device, ebs)
+    result.embeddings["test"], result.layers["test"] = (data.test.index[rows].numpy(), features), layers
     # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
     del result.evaluations["train"]
     if run.spec["protocol"]["refit"]:

@@ -26,6 +26,7 @@ from torch import nn
 
 from lineup.data._types import Normalization, Split
 from lineup.data.batching import epoch_order, iter_batches, num_batches
+from lineup.train.augment import Augment, lr_factor, step_generator
 from lineup.train.callbacks import Callback
 from lineup.train.objectives import Objective
 
@@ -228,7 +229,8 @@ def _grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
 def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, train: Split,
         norm: Normalization, *, epochs: int, batch_size: int, seed: int, device: torch.device,
         val: Split | None = None, eval_batch_size: int = 1024, callbacks: Sequence[Callback] = (),
-        resume: dict[str, Any] | None = None, interrupt: threading.Event | None = None) -> TrainState:
+        resume: dict[str, Any] | None = None, interrupt: threading.Event | None = None,
+        lr_schedule: str = "constant", augment: Augment | None = None) -> TrainState:
     """Train ``model`` in place and return the final state with its history.
 
     Args:
@@ -247,8 +249,13 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
         resume: a ``TrainState.state_dict()`` to continue from, e.g. a checkpoint's content.
         interrupt: when set (say by a signal handler), training stops after the current step with
             ``state.interrupted``; callbacks see the flag in ``on_step_end`` and can checkpoint.
+        lr_schedule: how the learning rate moves over the ``epochs`` (see ``augment.lr_factor``); set at every
+            step from the optimizer's base rate.
+        augment: random transformation of each training batch, drawn from a generator seeded by
+            ``(seed, step)``.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
     state = TrainState(model=model, optimizer=optimizer, history=History(), max_epochs=epochs,
                        steps_per_epoch=num_batches(len(train), batch_size), callbacks=callbacks)
     if resume is not None:
@@ -268,6 +275,12 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
         order = epoch_order(len(train), seed=seed, epoch=state.epoch)
         for x, y in iter_batches(train, norm, batch_size=batch_size, device=device, order=order,
                                  start=state.step_in_epoch):
+            if augment is not None:
+                x = augment(x, step_generator(seed, state.step))
+            if lr_schedule != "constant":
+                factor = lr_factor(lr_schedule, state.step, epochs * state.steps_per_epoch)
+                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                    group["lr"] = base * factor
             out = model(x)
             loss = objective.loss(out, y)
             optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ their posterior, Bayes classifier and Bayes risk, and contour plots of random po
 from lineup.data.synthetic._catalog import (
     DATASETS,
     dataset_options,
+    has_known_distribution,
     is_synthetic,
     list_datasets,
     load_synthetic,
@@ -47,6 +48,7 @@ __all__ = [
     "bayes_risk_quadrature",
     "dataset_options",
     "decision_grid",
+    "has_known_distribution",
     "is_synthetic",
     "list_datasets",
     "load_synthetic",

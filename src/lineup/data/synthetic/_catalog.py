@@ -44,6 +44,12 @@ class SampleOptions:
         None, "validation examples (default: val_fraction of training + validation, as for data from files)", min=1
     )
     n_test: int = opt(50_000, "test examples: a large, fresh sample independent of the training data", min=1)
+    train_seed: int | None = opt(
+        None, "seed of the training and validation samples (default: [data] split_seed, which also draws the test "
+              "sample): another value draws them independently of another setting's, on the same test sample", min=0)
+    train_on_test: bool = opt(
+        False, "train on the test sample itself: the training split is the test split, so the test risk is a "
+               "training risk (the reference of [decomposition] reference = \"test\")")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +214,12 @@ def is_synthetic(name: str) -> bool:
     return name in DATASETS
 
 
+def has_known_distribution(name: str) -> bool:
+    """Whether dataset ``name`` is drawn from a distribution whose posterior and Bayes risk are known (the
+    synthetic datasets whose options include the distortions with a known effect on the risk)."""
+    return name in DATASETS and issubclass(DATASETS[name].options, KnownOptions)
+
+
 def dataset_options(name: str) -> dict[str, str]:
     """Option name -> help text with its default, for ``[data.options]`` of synthetic dataset ``name``."""
     fields = dataclasses.fields(_get(name).options)
@@ -302,7 +314,8 @@ def load_synthetic(
         options: the dataset's options (``dataset_options(dataset)``).
         classes: keep these classes of the distribution (it is conditioned on them), relabelled ``0..k-1``.
         train_size: use only the first ``train_size`` of the ``n_train`` training examples.
-        val_fraction: sets the default ``n_val``: ``round(n_train * val_fraction / (1 - val_fraction))``.
+        val_fraction: sets the default ``n_val``: ``round(n * val_fraction / (1 - val_fraction))``, ``n`` the
+            number of training examples (``n_test`` under ``train_on_test``).
         test_size: use only the first ``test_size`` of the ``n_test`` test examples.
         split_seed: seed of the three samples.
         distortions: not supported: a distortion of a known distribution must change the distribution too, so
@@ -325,18 +338,33 @@ def load_synthetic(
 
     if not 0.0 <= val_fraction < 1.0:
         raise SpecError(f"val_fraction must be in [0, 1), got {val_fraction}", key="data.val_fraction")
-    n_val = o.n_val if o.n_val is not None else max(1, round(o.n_train * val_fraction / (1.0 - val_fraction)))
+    if o.train_on_test and train_size is not None:
+        raise SpecError("train_on_test trains on the whole test sample: remove train_size (or use test_size)",
+                        key="data.train_size")
     n_train, n_test = o.n_train, o.n_test
     for option, size, available in (("train_size", train_size, n_train), ("test_size", test_size, n_test)):
         if size is not None and not 1 <= size <= available:
             raise SpecError(f"must be in 1..{available:,} (n_{option[:-5]} of [data.options]), got {size:,}",
                             key=f"data.{option}")
     n_train, n_test = train_size or n_train, test_size or n_test
-    splits = {name: dist.sample(n, seed=(split_seed, stream))
-              for name, n, stream in (("train", n_train, _TRAIN), ("val", n_val, _VAL), ("test", n_test, _TEST))}
+    n_fit = n_test if o.train_on_test else n_train  # the examples actually trained on
+    n_val = o.n_val if o.n_val is not None else max(1, round(n_fit * val_fraction / (1.0 - val_fraction)))
+    # The test sample always comes from split_seed; train_seed moves only the samples a model learns from.
+    train_seed = split_seed if o.train_seed is None else o.train_seed
+    seeds = {"train": train_seed, "val": train_seed, "test": split_seed}
+    splits = {name: dist.sample(n, seed=(seeds[name], stream))
+              for name, n, stream in (("train", n_train, _TRAIN), ("val", n_val, _VAL), ("test", n_test, _TEST))
+              if not (name == "train" and o.train_on_test)}
     notes.insert(0, f"synthetic: {entry.summary}")
-    notes.append(f"drawn with split seed {split_seed}: {n_train:,} training, {n_val:,} validation and {n_test:,} "
-                 "test examples, three independent samples")
+    if o.train_on_test:
+        splits = {"train": splits["test"], **splits}  # train, val, test: the order the version hashes them in
+        notes.append(f"drawn with split seed {split_seed}: {n_test:,} test examples, which are also the training "
+                     f"split (train_on_test), and {n_val:,} validation examples (seed {train_seed})")
+    else:
+        seeds_note = f"split seed {split_seed}" if train_seed == split_seed else \
+            f"seed {train_seed} (training and validation) and split seed {split_seed} (test)"
+        notes.append(f"drawn with {seeds_note}: {n_train:,} training, {n_val:,} validation and {n_test:,} "
+                     "test examples, three independent samples")
 
     known = not isinstance(dist, PolynomialContours)
     if known:
@@ -350,6 +378,9 @@ def load_synthetic(
         notes.append("the Bayes risk of this task is not known")
 
     resolved = dataclasses.asdict(o)
+    for key, default in (("train_seed", None), ("train_on_test", False)):
+        if resolved[key] == default:  # left out at their defaults, so data drawn before they existed keeps its version
+            del resolved[key]
     derivation = json.dumps({"format": FORMAT, "dataset": dataset, "options": resolved, "classes": classes,
                              "n_train": n_train, "n_val": n_val, "n_test": n_test, "split_seed": split_seed},
                             sort_keys=True).encode()

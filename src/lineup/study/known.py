@@ -1,0 +1,85 @@
+"""What a run on data with a known distribution adds to its results, computed where the run executes.
+
+The report reads the store only and never draws or loads data, so everything it needs to set a model against the
+best possible classifier is measured here, once, while the data and the model are at hand: the Bayes risk of the
+distribution (with its error bound and how it was computed), the model's test risk, how far its predicted posterior
+is from the true one (mean KL divergence on the test sample) and its calibration (ECE). On inputs of two values the
+model's class probabilities on a fixed grid are kept too, as a prediction split named ``"grid"`` whose labels are
+the Bayes classifier's decisions at the same points, so the report can draw decision regions with the Bayes boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from lineup.analysis.risk import expected_calibration_error, mean_kl_divergence
+from lineup.data._types import DataBundle, Split
+from lineup.data.synthetic import decision_grid
+from lineup.train import Evaluation, evaluate
+from lineup.train.objectives import Objective
+
+#: Cells per side of the decision-region grid: 100 x 100 predictions, about 80 kB of probabilities per run.
+GRID_CELLS = 100
+#: Confidence bins of the stored ECE (Guo et al.'s 15).
+ECE_BINS = 15
+#: The stored prediction split that holds a run's predictions on the grid.
+GRID_SPLIT = "grid"
+
+
+def grid_extent(x: torch.Tensor) -> tuple[float, float, float, float]:
+    """``(x_min, x_max, y_min, y_max)`` around a sample of two-value inputs: the 0.1% to 99.9% quantiles of each
+    coordinate, widened by 10% of their range on each side. Computed from the test sample, which every run of a data
+    setting shares, so every model of a setting is drawn on the same grid."""
+    rows = x.reshape(len(x), -1).double().cpu().numpy()  # (N, 2)
+    lo, hi = np.quantile(rows, 0.001, axis=0), np.quantile(rows, 0.999, axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-6)
+    return float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])
+
+
+def known_distribution_results(model: torch.nn.Module, objective: Objective, data: DataBundle, test: Evaluation, *,
+                               device: torch.device, batch_size: int = 1024,
+                               cells: int = GRID_CELLS) -> tuple[dict[str, Any], Evaluation | None]:
+    """The summary entries of a run on ``data`` (which must carry its ``distribution``), and its grid predictions.
+
+    Args:
+        model: the trained model (evaluated in eval mode).
+        objective: maps the model's outputs to class probabilities.
+        data: the run's data; ``data.distribution`` is the distribution the test sample was drawn from (with label
+            noise, the noisy one: its posterior, its Bayes risk and the test labels all include the noise).
+        test: the model's evaluation on ``data.test``.
+        device: where the model is.
+        batch_size: examples per evaluation batch.
+        cells: grid cells per side.
+
+    Returns:
+        ``(summary, grid)``: ``summary`` holds ``bayes_risk``, ``bayes_risk_error_bound`` (``None`` for a
+        Monte-Carlo estimate), ``bayes_risk_standard_error`` (``None`` unless Monte-Carlo), ``bayes_risk_method``,
+        ``test_risk`` (error rate on the test sample), ``posterior_kl`` (mean KL(true || model) in nats), ``ece``
+        and, on two-value inputs, ``grid`` (``{"cells": n, "extent": [x_min, x_max, y_min, y_max]}``); ``grid`` is
+        the model's evaluation on the ``n x n`` cell centres (row ``i`` is the ``i``-th y value) with the Bayes
+        decisions as labels, or ``None`` for other inputs.
+    """
+    dist = data.distribution
+    risk = dist.bayes_risk()
+    summary: dict[str, Any] = {
+        "bayes_risk": risk.value, "bayes_risk_error_bound": risk.error_bound,
+        "bayes_risk_standard_error": risk.standard_error, "bayes_risk_method": risk.method,
+        "test_risk": float((test.pred != test.y).mean()),
+        "posterior_kl": mean_kl_divergence(dist.posterior(data.test.x), test.probs.astype(np.float64)),
+        "ece": expected_calibration_error(test.y, test.probs.astype(np.float64), n_bins=ECE_BINS),
+    }
+    if int(np.prod(data.input_shape)) != 2:
+        return summary, None
+    extent = grid_extent(data.test.x)
+    bayes = decision_grid(dist, extent, n=cells)
+    gx, gy = np.meshgrid(bayes.x, bayes.y)  # (n, n): row i is y[i], as decision_grid lays it out
+    points = np.stack([gx.ravel(), gy.ravel()], axis=1).reshape(-1, *data.input_shape)  # (n*n, C, H, W)
+    split = Split(x=torch.from_numpy(points.astype(np.float32)),
+                  y=torch.from_numpy(bayes.predict.ravel().astype(np.int64)),
+                  index=torch.arange(cells * cells, dtype=torch.int64))
+    grid = evaluate(model, objective, split, data.normalization, device=device, batch_size=batch_size)
+    summary["grid"] = {"cells": cells, "extent": list(extent)}
+    return summary, grid

@@ -1,0 +1,127 @@
+"""Data settings: every model trained on several variants of the data, compared in one report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lineup import Store, load_study
+from lineup.cli import main
+from lineup.errors import SpecError
+from lineup.spec import expand
+
+STUDY = """
+[study]
+name = "noisy"
+seeds = [0, 1]
+
+[data]
+dataset = "digits"
+classes = [0, 1, 2]
+val_fraction = 0.2
+
+[train]
+epochs = 3
+batch_size = 32
+lr = 0.01
+{settings}
+[[models]]
+name = "softmax"
+model = "softmax_regression"
+
+[[models]]
+name = "mlp"
+model = "mlp"
+options = {{ hidden = [16] }}
+"""
+
+SETTINGS = """
+[[settings]]
+name = "clean"
+description = "the data as it is"
+
+[[settings]]
+name = "label-noise-0.4"
+description = "40% of training labels flipped"
+distortions = { label_noise = { rate = 0.4 } }
+"""
+
+
+def _write(tmp_path: Path, settings: str, name: str = "noisy.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(STUDY.format(settings=settings))
+    return p
+
+
+def test_settings_expand_and_share_runs_with_the_plain_study(tmp_path: Path) -> None:
+    study = load_study(_write(tmp_path, SETTINGS))
+    runs = expand(study, data_version={"clean": "v", "label-noise-0.4": "w"})
+    assert [(r.setting, r.label, r.seed) for r in runs][:4] == [
+        ("clean", "softmax", 0), ("clean", "softmax", 1), ("clean", "mlp", 0), ("clean", "mlp", 1)]
+    assert len(runs) == 8 and len({r.hash for r in runs}) == 8
+    assert runs[4].spec["data"]["distortions"] == {"label_noise": {"rate": 0.4}}
+    plain = expand(load_study(_write(tmp_path, "", "plain.toml")), data_version="v")
+    # a setting with no overrides is the plain study's data: its runs are the same runs
+    assert [r.hash for r in plain] == [r.hash for r in runs[:4]]
+
+
+@pytest.mark.parametrize(("settings", "key", "text"), [
+    ('[[settings]]\nname = "a"\n[[settings]]\nname = "a"\ntrain_size = 100\n', "settings[1].name",
+     "duplicate setting name"),
+    ('[[settings]]\nname = "a"\n[[settings]]\nname = "b"\n', "settings[1]", "gives the same data as setting 'a'"),
+    ('[[settings]]\nname = "a"\ndistortion = { label_noise = { rate = 0.1 } }\n', "settings[0].distortion",
+     "Did you mean 'distortions'"),
+    ('[[settings]]\ntrain_size = 100\n', "settings[0].name", "each setting needs a name"),
+    ('[[settings]]\nname = "a"\nval_fraction = 0.9\n', "settings[0].val_fraction", "at most 0.5"),
+])
+def test_bad_settings(tmp_path: Path, settings: str, key: str, text: str) -> None:
+    with pytest.raises(SpecError) as err:
+        load_study(_write(tmp_path, settings))
+    assert text in str(err.value) and err.value.key == key
+
+
+def test_a_bad_distortion_in_a_setting_names_the_setting(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[settings]]\nname = "a"\ndistortions = { label_noise = { rat = 0.1 } }\n')
+    result = CliRunner().invoke(main, ["run", str(path), "--store", str(tmp_path / "r"), "--no-progress"])
+    assert result.exit_code == 2
+    assert "settings[0].distortions" in result.output and "rate" in result.output
+    assert not (tmp_path / "r").exists()  # nothing was stored
+
+
+def test_settings_run_store_and_report(tmp_path: Path) -> None:
+    path = _write(tmp_path, SETTINGS)
+    store_dir = tmp_path / "results"
+    cli = CliRunner()
+    first = cli.invoke(main, ["run", str(path), "--store", str(store_dir), "--no-progress"])
+    assert first.exit_code == 0, first.output
+    assert "8 runs, 8 trained now" in first.output
+    with Store(store_dir) as store:
+        records = store.runs("noisy")
+        assert [r.setting for r in records] == ["clean"] * 4 + ["label-noise-0.4"] * 4
+        assert all(r.status == "complete" for r in records)
+        acc = {(r.setting, r.label, r.seed): r.summary["test_acc"] for r in records}
+        spec = store.study_spec("noisy")
+        assert set(spec["settings_info"]) == {"clean", "label-noise-0.4"}
+        assert spec["settings_info"]["clean"]["sizes"] == spec["settings_info"]["label-noise-0.4"]["sizes"]
+    second = cli.invoke(main, ["run", str(path), "--store", str(store_dir), "--no-progress"])
+    assert "8 runs, 0 trained now, 8 already in the store" in second.output
+
+    tables = store_dir / "reports" / "noisy" / "tables"
+    with (tables / "settings_change.csv").open() as f:
+        rows = {row["model"]: row for row in csv.DictReader(f)}
+    for label in ("softmax", "mlp"):
+        expected = np.mean([acc[("label-noise-0.4", label, s)] - acc[("clean", label, s)] for s in (0, 1)])
+        shown = rows[label]["Δ label-noise-0.4 − clean, points"]
+        assert float(shown.split()[0]) == pytest.approx(100 * expected, abs=0.005)
+    with (tables / "settings_accuracy.csv").open() as f:
+        acc_rows = {row["model"]: row for row in csv.DictReader(f)}
+    clean_mean = np.mean([acc[("clean", "mlp", s)] for s in (0, 1)])
+    assert float(acc_rows["mlp"]["clean test acc %"].split()[0]) == pytest.approx(100 * clean_mean, abs=0.005)
+    html = (store_dir / "reports" / "noisy" / "report.html").read_text()
+    assert 'id="settings"' in html and "40% of training labels flipped" in html
+    with (tables / "runs.csv").open() as f:
+        assert [row["setting"] for row in csv.DictReader(f)].count("label-noise-0.4") == 4
