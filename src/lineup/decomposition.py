@@ -160,18 +160,27 @@ def parse_decomposition(table: Any, settings: list[Setting], data: DataSection, 
             raise SpecError(f"setting {name!r} needs one reference drawn from the same distribution and tested on the "
                             "same test sample, differing only in n_train, n_val, train_seed, train_size or "
                             f"val_fraction: {why}", file=file, key=f"{_KEY}.reference")
-        ref = by_name[matches[0]]
-        if training_seed(ref.data) == training_seed(served.data):
-            raise SpecError(f"reference {ref.name!r} draws its training sample with the same seed as setting {name!r} "
-                            f"({training_seed(served.data)}), so that sample is part of the reference's and the two "
-                            f"are not independent: give {ref.name!r} another options.train_seed, e.g. "
-                            f"options = {{ train_seed = {training_seed(served.data) + 1} }}", file=file,
+        reference = by_name[matches[0]]
+        if reference.data.options.get("train_on_test"):
+            raise SpecError(f"reference {reference.name!r} trains on the test sample: write reference = \"test\", "
+                            "which adds that setting and says so in the report", file=file, key=f"{_KEY}.reference")
+        if training_seed(reference.data) == training_seed(served.data):
+            seed = training_seed(served.data)
+            raise SpecError(f"reference {reference.name!r} draws its training sample with the same seed as setting "
+                            f"{name!r} ({seed}), so that sample is part of the reference's and the two are not "
+                            f"independent: give {reference.name!r} another options.train_seed, e.g. "
+                            f"options = {{ train_seed = {seed + 1} }}", file=file,
                             key=f"{_KEY}.reference")
-        references[name] = ref.name
+        references[name] = reference.name
     taken = [n for n in (st.name for st in named) if n in {st.name for st in added}]
     if taken:
         raise SpecError(f"a setting is named {taken[0]!r}, the name of the setting that reference = \"test\" adds: "
                         "rename it", file=file, key=_KEY)
+    for st in added:
+        same = [other.name for other in named if other.data == st.data]
+        if same:  # the same data twice would be the same runs twice
+            raise SpecError(f"setting {same[0]!r} already trains on the test sample, which reference = \"test\" "
+                            "adds a setting for: remove it", file=file, key=f"{_KEY}.reference")
     return DecompositionPlan(section=section, references=references, added=added)
 
 

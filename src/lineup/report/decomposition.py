@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
-from lineup.analysis.risk import ErrorDecomposition, Interval, error_decomposition, fit_power_law, mean_interval
+from lineup.analysis.risk import ErrorDecomposition, Interval, error_decomposition, mean_interval
 from lineup.analysis.stats import MeanCI
 from lineup.data.synthetic import BayesRisk
 from lineup.report import _format as fmt
@@ -245,7 +245,6 @@ def _curves_section(data: StudyData, rows: list[DecompositionRow], save: Save) -
     """Risk and estimation error against n, for the served settings that share a reference (a learning curve)."""
     on_test = bool(data.spec["decomposition"].get("on_test"))
     groups: dict[str, tuple[float, list[figs.Curve]]] = {}
-    rates = []
     for reference in dict.fromkeys(r.reference for r in rows):
         part = [r for r in rows if r.reference == reference and r.train_size]
         sizes = sorted({r.train_size for r in part if r.train_size})
@@ -264,13 +263,6 @@ def _curves_section(data: StudyData, rows: list[DecompositionRow], save: Save) -
                 risk.append(list(mine[0].risk_class.values()))
                 est.append([])
             curves.append(figs.Curve(label, n, risk, est))
-            excess = [float(np.mean(list(r.risk.values()))) - bayes for r in mine if r.risk]
-            try:
-                a, b = fit_power_law([r.train_size for r in mine if r.risk], excess)
-            except ValueError:
-                continue
-            rates.append([label, reference, f"{min(n):,}–{max(r.train_size or 0 for r in mine):,}",
-                          fmt.num(100 * excess[0], 3), fmt.num(100 * excess[-1], 3), f"{b:.2f}", fmt.num(a, 3)])
         dataset = data.spec.get("settings_info", {}).get(reference, {}).get("name", "")
         groups[f"{dataset} (reference {reference})" if dataset else reference] = (bayes, curves)
     if not groups:
@@ -281,13 +273,6 @@ def _curves_section(data: StudyData, rows: list[DecompositionRow], save: Save) -
                            "Log-log. Lines: mean over seeds; bands: range over seeds; dashed: R*. "
                            + ("" if on_test else "The largest n of the risk panel is the reference setting. ")
                            + "Estimation errors at or below zero cannot be drawn on a log axis and are left out."))
-    if rates:
-        s.blocks.append(Table("decomposition_rates", ["model", "reference", "n", "excess risk at the smallest n, "
-                                                      "points", "at the largest n, points", "exponent b", "a"], rates))
-        s.blocks.append(para(
-            "Excess risk R(h) − R* (mean over seeds) fitted by a power law a·n^(−b) over the served settings, by least "
-            "squares on log scales (sizes whose excess is not above zero left out): b = 1/2 is the rate of the "
-            "classic uniform-convergence bounds, b near 1 the fast rate of low-noise problems.", muted=True))
     return s
 
 

@@ -96,14 +96,14 @@ def risk_curves(groups: Mapping[str, tuple[float, Sequence[Curve]]]) -> Figure:
             color = cmap(labels.index(curve.label) % cmap.N)
             for ax, values in ((risk_ax, curve.risk), (est_ax, curve.estimation)):
                 n, mean, lo, hi = [], [], [], []
-                for size, v in zip(curve.sizes, values, strict=True):
-                    v = np.asarray(v, dtype=np.float64)
+                for size, seeds in zip(curve.sizes, values, strict=True):
+                    v = np.asarray(seeds, dtype=np.float64)
                     if v.size and v.mean() > 0:
                         n.append(size)
-                        mean.append(v.mean())
+                        mean.append(float(v.mean()))
                         positive = v[v > 0]
-                        lo.append(positive.min() if positive.size else v.mean())
-                        hi.append(v.max())
+                        lo.append(float(positive.min()))  # the mean is positive, so some seed is
+                        hi.append(float(v.max()))
                 if not n:
                     continue
                 ax.plot(n, mean, "o-", color=color, label=curve.label, lw=1.5, ms=4)
@@ -169,7 +169,8 @@ def decision_regions(panels: Sequence[Regions], bayes: np.ndarray, extent: Seque
                 ax.contour(xs, ys, inside, levels=[0.5], colors="black", linewidths=1.0)
         ax.set_title(p.title, fontsize=8.5)
         ax.tick_params(labelsize=7)
-    handles = [matplotlib.patches.Patch(color=cmap(i), alpha=0.45, label=name) for i, name in enumerate(classes)]
+    handles: list[matplotlib.artist.Artist] = [matplotlib.patches.Patch(color=cmap(i), alpha=0.45, label=name)
+                                               for i, name in enumerate(classes)]
     handles.append(matplotlib.lines.Line2D([], [], color="black", lw=1.0, label="Bayes boundary"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False)
     fig.suptitle(textwrap.fill(title, int(width * 13)), fontsize=10)
