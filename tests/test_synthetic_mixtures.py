@@ -106,13 +106,13 @@ def test_shared_covariance_reduces_to_the_closed_form_in_any_dimension() -> None
 
 
 def test_xor_with_unequal_weights_agrees_with_monte_carlo() -> None:
-    # 4,000,000 draws: standard error sqrt(0.107 * 0.893 / 4e6) = 1.5e-4, so the check resolves R* to 4.6e-4.
-    # Any misweighting (priors ignored, weights not normalised per class) moves R* by more than 1e-2, 20 times
-    # that; 10 million draws would only narrow 4.6e-4 to 2.9e-4 at 2.5 times the cost.
+    # 10,000,000 draws: standard error sqrt(0.107 * 0.893 / 1e7) = 9.8e-5, so the check resolves R* to 2.9e-4.
+    # Any misweighting (priors ignored, weights not normalised per class) moves R* by more than 1e-2, 30 times
+    # that.
     g = xor_blobs(separation=3.0, spread=1.0, weights=(0.8, 0.2), priors=[0.6, 0.4])
     r = g.bayes_risk()
     assert r.method == "quadrature" and r.error_bound < 1e-6
-    empirical, se = monte_carlo_error(g, 4_000_000, seed=11)
+    empirical, se = monte_carlo_error(g, 10_000_000, seed=11)
     assert abs(empirical - r.value) <= 3 * se
     # Not an accident of symmetry: equal weights and priors give a different risk.
     assert abs(xor_blobs(3.0, 1.0).bayes_risk().value - r.value) > 0.01
