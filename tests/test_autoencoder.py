@@ -1,4 +1,5 @@
-"""Autoencoders: exact output shapes for any input, the code as features, and the decoder trained through forward."""
+"""Autoencoders: exact output shapes for any input, the code as features, and the decoder trained by the model's own
+objective (``reconstruction``) through the ordinary fit loop."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lineup import data
+from lineup.data._types import Normalization
 from lineup.errors import SpecError
 from lineup.models import create_model
-from lineup.models.autoencoder import Autoencoder, add_auxiliary_loss, conv_plan
+from lineup.models.autoencoder import Autoencoder, conv_plan
+from lineup.train import create_objective, fit
+from lineup.train.objectives import batch_loss
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 40, 40), (1, 64, 64), (1, 7, 9), (1, 1, 2)]
 
@@ -80,46 +84,50 @@ def test_bernoulli_reconstruction_is_a_probability_and_its_loss_the_cross_entrop
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The decoder's gradient through forward
-
-
-def test_add_auxiliary_loss_adds_exactly_the_gradient_of_the_auxiliary_term() -> None:
-    w = torch.tensor([1.0, -2.0], requires_grad=True)
-    out = add_auxiliary_loss(3 * w, (w**2).sum())
-    torch.testing.assert_close(out, 3 * w.detach())  # the value is untouched
-    (out * torch.tensor([1.0, 2.0])).sum().backward()
-    # d/dw [w0 * 3 + 2 * w1 * 3 + w0^2 + w1^2] = (3 + 2 w0, 6 + 2 w1) = (5, 2)
-    torch.testing.assert_close(w.grad, torch.tensor([5.0, 2.0]))
-    with pytest.raises(ValueError, match="scalar"):
-        add_auxiliary_loss(w, w)
+# The reconstruction objective
 
 
 @pytest.mark.parametrize("name", ["autoencoder", "conv_autoencoder"])
-def test_forward_trains_classification_plus_weighted_reconstruction(name: str) -> None:
+def test_objective_is_classification_plus_weighted_reconstruction(name: str) -> None:
     model = create_model(name, (1, 12, 12), 4, latent_dim=3, width=0.25, reconstruction_weight=0.7)
+    assert model.default_objective == "reconstruction"
     x, y = torch.randn(8, 1, 12, 12), torch.randint(0, 4, (8,))
 
-    F.cross_entropy(model(x), y).backward()
-    through_forward = grads(model)
+    r = batch_loss(create_objective("reconstruction"), model, x, y)
+    r.loss.backward()
+    through_objective = grads(model)
     model.zero_grad(set_to_none=True)
     z = model.encode(x)
-    (F.cross_entropy(model.head(z), y) + 0.7 * F.mse_loss(model.decode(z), x)).backward()
+    ce, mse = F.cross_entropy(model.head(z), y), F.mse_loss(model.decode(z), x)
+    (ce + 0.7 * mse).backward()
     explicit = grads(model)
 
-    assert through_forward.keys() == explicit.keys()
+    torch.testing.assert_close(r.outputs, model.head(z))  # the logits, for accuracy and probabilities
+    torch.testing.assert_close(r.loss, ce + 0.7 * mse)  # the logged loss is what is minimised
+    assert r.parts.keys() == {"cross_entropy", "reconstruction"}
+    torch.testing.assert_close(r.parts["reconstruction"], mse.detach())
+    assert through_objective.keys() == explicit.keys()
     for key, g in explicit.items():
         assert g is not None and g.abs().sum() > 0, key  # every part, decoder included, is trained
-        torch.testing.assert_close(through_forward[key], g, msg=key)
+        torch.testing.assert_close(through_objective[key], g, msg=key)
 
 
-def test_no_reconstruction_in_eval_mode_or_at_weight_zero() -> None:
+def test_forward_is_the_logits_and_weight_zero_never_runs_the_decoder() -> None:
     x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 2, (4,))
+    model = create_model("conv_autoencoder", (1, 8, 8), 2)  # training mode: forward is still the logits alone
+    F.cross_entropy(model(x), y).backward()
+    assert all(p.grad is None for p in model.decoder.parameters())
     model = create_model("conv_autoencoder", (1, 8, 8), 2, reconstruction_weight=0.0)
-    F.cross_entropy(model(x), y).backward()
+    r = batch_loss(create_objective("reconstruction"), model, x, y)
+    r.loss.backward()
+    assert set(r.parts) == {"cross_entropy"}
     assert all(p.grad is None for p in model.decoder.parameters())
-    model = create_model("conv_autoencoder", (1, 8, 8), 2).eval()
-    F.cross_entropy(model(x), y).backward()
-    assert all(p.grad is None for p in model.decoder.parameters())
+
+
+def test_the_objective_refuses_a_model_without_a_decoder() -> None:
+    model = create_model("mlp", (1, 8, 8), 2)
+    with pytest.raises(TypeError, match="'reconstruction' trains autoencoders; MLP has no decode"):
+        batch_loss(create_objective("reconstruction"), model, torch.randn(2, 1, 8, 8), torch.tensor([0, 1]))
 
 
 def test_unsupervised_code_is_read_by_a_probe_that_the_labels_do_not_reach_past() -> None:
@@ -130,32 +138,38 @@ def test_unsupervised_code_is_read_by_a_probe_that_the_labels_do_not_reach_past(
 
 
 @pytest.mark.parametrize("name", ["autoencoder", "conv_autoencoder"])
-def test_a_plain_cross_entropy_loop_learns_to_reconstruct_digits(name: str) -> None:
-    """Through forward alone, as the fit loop trains it, the decoder learns: with the reconstruction term the
-    test reconstruction error halves; without it, the decoder never moves and the error grows as the code does."""
+def test_the_fit_loop_learns_to_reconstruct_digits_and_logs_both_terms(name: str) -> None:
+    """Through the ordinary fit loop and the model's own objective the decoder learns: with the reconstruction term
+    the test reconstruction error halves; without it the decoder never moves and the error grows as the code does.
+    The logged training loss is the sum the objective minimises, term by term."""
     bundle = data.load("digits", val_fraction=0.0)  # 1,438 training and 359 test 8x8 digits
-    x, y = bundle.train.x.float() / 255, bundle.train.y
-    x_test = bundle.test.x.float() / 255
-    errors = {}
+    pixels = Normalization(mean=(0.0,), std=(1.0,), scale=1 / 255)  # inputs in [0, 1], as a Bernoulli decoder needs
+    x_test = pixels.apply(bundle.test.x)
+    errors, histories = {}, {}
     for weight in (1.0, 0.0):
         torch.manual_seed(0)
         model = create_model(name, (1, 8, 8), 10, latent_dim=2, likelihood="bernoulli",
                              reconstruction_weight=weight)
+        decoder_before = [p.detach().clone() for p in model.decoder.parameters()]
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        order = torch.Generator().manual_seed(0)
         with torch.no_grad():
             before = float(model.reconstruction_loss(x_test))
-        for _ in range(200):
-            i = torch.randint(0, len(x), (64,), generator=order)
-            loss = F.cross_entropy(model(x[i]), y[i])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        state = fit(model, create_objective(model.default_objective), optimizer, bundle.train, pixels, epochs=9,
+                    batch_size=64, seed=0, device=torch.device("cpu"))
+        histories[weight] = state.history.epochs
         with torch.no_grad():
             errors[weight] = float(model.eval().reconstruction_loss(x_test))
+        moved = any(not torch.equal(a, b) for a, b in zip(decoder_before, model.decoder.parameters(), strict=True))
+        assert moved == (weight > 0)
     # Measured (binary cross-entropy per pixel): about 0.70 before, 0.35 with the term, 0.9 to 1.1 without.
     assert errors[1.0] < 0.6 * before
     assert errors[0.0] > before > errors[1.0]
+    for e in histories[1.0]:  # per-epoch means of a sum are the sums of the per-epoch means
+        assert e["train_loss"] == pytest.approx(e["train_cross_entropy"] + e["train_reconstruction"], rel=1e-5)
+    assert histories[1.0][-1]["train_reconstruction"] < histories[1.0][0]["train_reconstruction"]
+    assert "train_reconstruction" not in histories[0.0][0]
+    unweighted = histories[0.0]
+    assert [e["train_loss"] for e in unweighted] == pytest.approx([e["train_cross_entropy"] for e in unweighted])
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from lineup.models import (
 )
 from lineup.models._layers import ACTIVATIONS
 from lineup.models.lenet import LeNet
+from lineup.train import create_objective
+from lineup.train.objectives import batch_loss
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 40, 40), (1, 64, 64)]
 BINARY = {"logistic_regression"}  # models that only take two classes
@@ -37,13 +39,18 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def loss_for(model: LineupModel, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The loss of the model's own objective; a new objective must be added here to be tested."""
+def loss_for(model: LineupModel, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss of the model's own objective, written out from the model's parts rather than taken from
+    ``lineup.train.objectives``; a new objective must be added here to be tested."""
     if model.default_objective == "cross_entropy":
         return F.cross_entropy(logits, y)
     if model.default_objective == "binary_cross_entropy":
         assert logits.shape[1] == 1
         return F.binary_cross_entropy_with_logits(logits[:, 0], y.float())
+    if model.default_objective == "reconstruction":  # autoencoders: the decoder is trained through the loss
+        return F.cross_entropy(logits, y) + model.reconstruction_weight * model.reconstruction_loss(x)
+    if model.default_objective == "elbo":  # VAEs: one reparameterised draw, from the global stream
+        return F.cross_entropy(logits, y) + model.elbo_weight * model.negative_elbo(x).mean()
     raise AssertionError(f"no test loss for objective {model.default_objective!r}")
 
 
@@ -80,7 +87,14 @@ def test_forward_backward_and_features(name: str, shape: tuple[int, int, int]) -
     if getattr(model, "fits_without_gradients", False):  # a scikit-learn estimator: nothing to differentiate
         assert not list(model.parameters())
     else:
-        loss_for(model, logits, y).backward()
+        torch.manual_seed(1)  # the same random draws (dropout, a VAE's z) for the loop's loss and the written-out one
+        trained = batch_loss(create_objective(model.default_objective), model, x, y)
+        torch.manual_seed(1)
+        expected = loss_for(model, x, model(x), y)
+        # What the fit loop minimises is the model's whole objective, and the gradient of every parameter
+        # (decoders included) comes from that loss itself, so the loss it logs is the one it follows.
+        torch.testing.assert_close(trained.loss, expected, rtol=1e-5, atol=1e-6)
+        trained.loss.backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{name}: {pname} gets no gradient"
         assert p.grad.abs().sum() > 0, f"{name}: {pname} has an all-zero gradient"

@@ -1,4 +1,4 @@
-"""VAE: the ELBO's terms against torch.distributions, sampling, the gradient through forward, posterior collapse."""
+"""VAE: the ELBO's terms against torch.distributions, sampling, the ``elbo`` objective, posterior collapse."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from lineup.data.synthetic import xor_blobs
 from lineup.errors import SpecError
 from lineup.models import create_model
 from lineup.models.vae import VAE, gaussian_kl, log_likelihood, log_normal
+from lineup.train import create_objective
 from lineup.train.losses import elbo, posterior_collapse
+from lineup.train.objectives import batch_loss
 
 
 @pytest.fixture(autouse=True)
@@ -123,23 +125,49 @@ def test_decoder_scale_is_learned_fixed_or_absent() -> None:
 
 
 @pytest.mark.parametrize("name", ["vae", "conv_vae"])
-def test_forward_trains_classification_plus_weighted_negative_elbo(name: str) -> None:
+def test_objective_is_classification_plus_weighted_negative_elbo(name: str) -> None:
     model = create_model(name, (1, 10, 10), 3, latent_dim=4, width=0.25, beta=2.0, elbo_weight=0.5)
+    assert model.default_objective == "elbo"
     x, y = torch.randn(6, 1, 10, 10), torch.randint(0, 3, (6,))
 
     torch.manual_seed(7)  # the same reparameterisation noise in both computations
-    F.cross_entropy(model(x), y).backward()
-    through_forward = {k: p.grad.clone() for k, p in model.named_parameters()}
+    r = batch_loss(create_objective("elbo"), model, x, y)
+    r.loss.backward()
+    through_objective = {k: p.grad.clone() for k, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
 
     torch.manual_seed(7)
     mu, logvar = model.encode(x)
     decoded = model.decode(model.reparameterize(mu, logvar))
     terms = elbo(x, decoded, mu, logvar, beta=2.0, likelihood="gaussian", log_scale=model.log_scale)
-    (F.cross_entropy(model.head(mu), y) + 0.5 * terms.loss).backward()
+    ce = F.cross_entropy(model.head(mu), y)
+    (ce + 0.5 * terms.loss).backward()
+    torch.testing.assert_close(r.loss, (ce + 0.5 * terms.loss).detach())  # the logged loss is what is minimised
+    torch.testing.assert_close(r.parts["kl"], terms.kl.detach())
+    torch.testing.assert_close(r.parts["reconstruction"], terms.reconstruction.detach())
+    torch.testing.assert_close(r.parts["cross_entropy"], ce.detach())
     for key, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, key  # log-variance layer and decoder scale included
-        torch.testing.assert_close(through_forward[key], p.grad, msg=key)
+        torch.testing.assert_close(through_objective[key], p.grad, msg=key)
+
+
+def test_evaluation_loss_is_repeatable_and_leaves_the_random_stream_alone() -> None:
+    model = create_model("vae", (1, 6, 6), 2, latent_dim=3).eval()
+    x, y = torch.randn(5, 1, 6, 6), torch.tensor([0, 1, 0, 1, 1])
+    objective = create_objective("elbo")
+    torch.manual_seed(11)
+    with torch.no_grad():
+        a = batch_loss(objective, model, x, y)
+        after = torch.rand(1)
+        b = batch_loss(objective, model, x, y)
+    torch.manual_seed(11)
+    assert torch.equal(torch.rand(1), after)  # no draw from the global stream
+    torch.testing.assert_close(a.loss, b.loss, rtol=0, atol=0)
+    assert a.parts.keys() == {"cross_entropy", "reconstruction", "kl"}
+    # In training mode the draw is from the global stream: two calls differ.
+    model.train()
+    assert not torch.equal(batch_loss(objective, model, x, y).parts["reconstruction"],
+                           batch_loss(objective, model, x, y).parts["reconstruction"])
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,15 @@ image). ``encode(x)`` gives the code, ``decode(z)`` the decoder's raw output, ``
 reconstruction in input space and ``forward_features(x)`` the code, which is what analyses read.
 
 A linear classifier head on the code is always present, so that an autoencoder stands in a line-up like any
-classifier: ``forward(x)`` returns its logits. Training through the ordinary fit loop, whose objective only sees
-those logits, still trains the decoder: in training mode ``forward`` adds the gradient of
-``reconstruction_weight · reconstruction_loss`` to whatever loss the logits are backpropagated from
-(``add_auxiliary_loss``; the mechanism is an identity on the logits whose backward also differentiates the
-auxiliary term). The model then learns a supervised autoencoder, classification plus reconstruction (Le, Patterson
-& White, 2018, "Supervised autoencoders", NeurIPS). With ``supervised = False`` the head reads the code through a
-``detach``: the classification loss trains the head alone, a linear probe (Alain & Bengio, 2016,
-arXiv:1610.01644) on a code learned from reconstruction alone. With ``reconstruction_weight = 0`` the decoder
-is never run by ``forward`` and the model is a classifier with a bottleneck. The loss a loop logs is the
-classification loss alone (the auxiliary term changes gradients, not values); an objective that computes the
-reconstruction itself should build the model with ``reconstruction_weight = 0`` so the term is not counted twice.
+classifier: ``forward(x)`` returns its logits, in training as in evaluation. Its own objective, ``reconstruction``
+(``lineup.train.objectives``, the model's ``default_objective``), trains it on the cross-entropy of those logits
+plus ``reconstruction_weight · reconstruction_loss``, and logs both terms. The model then learns a supervised
+autoencoder, classification plus reconstruction (Le, Patterson & White, 2018, "Supervised autoencoders",
+NeurIPS). With ``supervised = False`` the head reads the code through a ``detach``: the classification loss trains
+the head alone, a linear probe (Alain & Bengio, 2016, arXiv:1610.01644) on a code learned from reconstruction
+alone. With ``reconstruction_weight = 0`` the decoder is never run and the model is a classifier with a bottleneck.
+``latent_codes(x)`` marks a model with a latent space that a study judges by classifiers and clusterings
+(``lineup.study.latent``).
 
 The down- and up-sampling stacks (``conv_encoder``, ``conv_decoder``, ``dense_encoder``, ``dense_decoder``)
 are public because the VAE (``lineup.models.vae``) and the DCGAN (``lineup.models.gan``) are built from them.
@@ -29,7 +27,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -53,52 +51,6 @@ Likelihood = Literal["gaussian", "bernoulli"]
 in [0, 1])."""
 
 LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The auxiliary gradient.
-
-
-class _AddAuxiliaryLoss(torch.autograd.Function):
-    """Identity on ``outputs``; its backward passes the outputs' gradient through and gives ``aux`` gradient 1."""
-
-    @staticmethod
-    def forward(outputs: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return outputs.clone()
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
-        aux = inputs[1]
-        ctx.aux_spec = (aux.shape, aux.dtype, aux.device)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        shape, dtype, device = ctx.aux_spec
-        return grad, torch.ones(shape, dtype=dtype, device=device)
-
-
-def add_auxiliary_loss(outputs: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-    """``outputs`` unchanged, such that backpropagating any loss ``L`` through them computes ``∇(L + aux)``.
-
-    This lets a model carry a term of its own training objective (a reconstruction error, a KL divergence)
-    through a training loop that only sees the model's outputs. The gradient of ``aux`` is added once per
-    backward pass through ``outputs`` and does not depend on ``L``; ``aux`` itself is not part of the value of
-    ``L``, so a loop that logs ``L`` does not see it.
-
-    Args:
-        outputs: any tensor, e.g. logits ``(N, K)``.
-        aux: a scalar tensor to be minimised along with the loss computed from ``outputs``.
-
-    Example:
-        >>> w = torch.tensor(3.0, requires_grad=True)
-        >>> y = add_auxiliary_loss(2 * w, w**2)  # value 2w; backward differentiates 2w + w^2
-        >>> y.backward()
-        >>> y.item(), w.grad.item()  # d(2w + w^2)/dw = 2 + 2w = 8
-        (6.0, 8.0)
-    """
-    if aux.ndim != 0:
-        raise ValueError(f"the auxiliary loss must be a scalar, got shape {tuple(aux.shape)}")
-    return _AddAuxiliaryLoss.apply(outputs, aux)  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -298,8 +250,8 @@ def stage_layers(encoder: nn.Sequential) -> dict[str, nn.Module]:
 class Autoencoder(LineupModel):
     """Encoder → linear map to the code; decoder from the code; linear classifier head on the code.
 
-    Subclasses build the two stacks (``DenseAutoencoder``, ``ConvAutoencoder``); see the module docstring for
-    how ``forward`` trains the decoder through the logits.
+    Subclasses build the two stacks (``DenseAutoencoder``, ``ConvAutoencoder``); the ``reconstruction`` objective
+    trains head, encoder and decoder together (see the module docstring).
 
     Args:
         input_shape: ``(channels, height, width)`` of one example.
@@ -310,10 +262,12 @@ class Autoencoder(LineupModel):
         latent_dim: width of the code.
         likelihood: ``"gaussian"``: the decoder outputs the reconstruction and the loss is the mean squared error;
             ``"bernoulli"``: it outputs logits and the loss is the binary cross-entropy against inputs in [0, 1].
-        reconstruction_weight: weight of the reconstruction loss that ``forward`` adds in training mode; 0 never
-            runs the decoder in ``forward``.
+        reconstruction_weight: weight of the reconstruction loss in the ``reconstruction`` objective; 0 never runs
+            the decoder in training.
         supervised: whether the classification loss reaches the encoder; ``False`` makes the head a linear probe.
     """
+
+    default_objective: ClassVar[str] = "reconstruction"
 
     def __init__(
         self,
@@ -379,13 +333,9 @@ class Autoencoder(LineupModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features if self.supervised else features.detach())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        code = self.forward_features(x)
-        logits = self.forward_head(code)
-        if self.training and self.reconstruction_weight > 0 and torch.is_grad_enabled():
-            loss = self.reconstruction_loss(x, self.decode(code))
-            logits = add_auxiliary_loss(logits, self.reconstruction_weight * loss)
-        return logits
+    def latent_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The point of the latent space ``(N, latent_dim)`` that a study's latent evaluation reads: the code."""
+        return self.encode(x)
 
     def representation_layers(self) -> dict[str, nn.Module]:
         """Each encoder stage's activation (``conv{i}`` or ``fc{i}``), input side first; the code is the features."""
@@ -404,7 +354,7 @@ class DenseAutoencoder(Autoencoder):
         negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
         batch_norm: batch norm before every hidden activation.
         likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs in [0, 1]).
-        reconstruction_weight: weight of the reconstruction loss ``forward`` adds in training mode.
+        reconstruction_weight: weight of the reconstruction loss in the ``reconstruction`` objective.
         supervised: whether the classification loss trains the encoder (``False``: a linear probe).
         width: multiplier of the hidden widths (not of ``latent_dim``); with it the model takes ``params``.
     """
@@ -448,7 +398,7 @@ class ConvAutoencoder(Autoencoder):
         negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
         batch_norm: batch norm before every activation.
         likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs in [0, 1]).
-        reconstruction_weight: weight of the reconstruction loss ``forward`` adds in training mode.
+        reconstruction_weight: weight of the reconstruction loss in the ``reconstruction`` objective.
         supervised: whether the classification loss trains the encoder (``False``: a linear probe).
         width: multiplier of ``channels`` (not of ``latent_dim``); with it the model takes ``params``.
     """
@@ -482,9 +432,9 @@ class ConvAutoencoder(Autoencoder):
 
 autoencoder = register_variant(
     "autoencoder", DenseAutoencoder,
-    "Dense autoencoder with a classifier head on its code; forward also trains the decoder on reconstruction.",
+    "Dense autoencoder with a classifier head on its code, trained on reconstruction plus cross-entropy.",
 )
 conv_autoencoder = register_variant(
     "conv_autoencoder", ConvAutoencoder,
-    "Convolutional autoencoder with a classifier head on its code; forward also trains the decoder.",
+    "Convolutional autoencoder with a classifier head on its code, trained on reconstruction plus cross-entropy.",
 )

@@ -18,15 +18,17 @@ defines them: ``gaussian_kl``, ``log_normal`` and ``log_likelihood``. ``lineup.t
 over a batch; ``lineup.analysis.generative.iwae_log_likelihood`` bounds ``log p(x)`` with them.
 
 As for the autoencoders (``lineup.models.autoencoder``), a linear classifier head is always present, here on the
-posterior mean: ``forward(x)`` returns its logits, ``forward_features(x)`` is ``mu(x)``, and in training mode
-``forward`` adds the gradient of ``elbo_weight`` times the negative ELBO (per example, averaged over the batch) to
-whatever loss the logits are backpropagated from, so the ordinary fit loop trains the whole VAE along with the
-head.
+posterior mean: ``forward(x)`` returns its logits and ``forward_features(x)`` is ``mu(x)``. The model's own
+objective, ``elbo`` (``lineup.train.objectives``, its ``default_objective``), trains the whole VAE along with the
+head on the cross-entropy plus ``elbo_weight`` times the negative beta-ELBO (per example, averaged over the batch)
+and logs the reconstruction and KL terms. ``latent_codes(x)`` is the posterior mean, which a study's latent
+evaluation (``lineup.study.latent``) reads.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +40,6 @@ from lineup.models._layers import Activation, check_width, check_widths, classif
 from lineup.models._registry import register_variant
 from lineup.models.autoencoder import (
     Likelihood,
-    add_auxiliary_loss,
     check_latent_options,
     conv_decoder,
     conv_encoder,
@@ -106,10 +107,12 @@ class VAE(LineupModel):
         latent_dim: dimension of ``z``.
         likelihood: ``"gaussian"`` (the decoder outputs the mean) or ``"bernoulli"`` (logits; inputs in [0, 1]).
         decoder_std: ``sigma`` of the Gaussian decoder; ``None`` learns it (one scalar).
-        beta: weight of the KL term in the loss ``forward`` adds (1 is the ELBO; Higgins et al., 2017, beta-VAE).
-        elbo_weight: weight of that loss; 0 never runs the decoder in ``forward``.
+        beta: weight of the KL term in the ELBO (1 is the ELBO; Higgins et al., 2017, beta-VAE).
+        elbo_weight: weight of the negative ELBO in the ``elbo`` objective; 0 never runs the decoder in training.
         supervised: whether the classification loss reaches the encoder; ``False`` makes the head a linear probe.
     """
+
+    default_objective: ClassVar[str] = "elbo"
 
     def __init__(
         self,
@@ -219,12 +222,9 @@ class VAE(LineupModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features if self.supervised else features.detach())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu, logvar = self.encode(x)
-        logits = self.forward_head(mu)
-        if self.training and self.elbo_weight > 0 and torch.is_grad_enabled():
-            logits = add_auxiliary_loss(logits, self.elbo_weight * self._negative_elbo(x, mu, logvar).mean())
-        return logits
+    def latent_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The point of the latent space ``(N, latent_dim)`` that a study's latent evaluation reads: ``mu(x)``."""
+        return self.encode(x)[0]
 
     def representation_layers(self) -> dict[str, nn.Module]:
         """Each encoder stage's activation (``conv{i}`` or ``fc{i}``), input side first; ``mu`` is the features."""
@@ -246,7 +246,7 @@ class DenseVAE(VAE):
             [0, 1]).
         decoder_std: ``sigma`` of the Gaussian decoder; ``None`` learns it.
         beta: weight of the KL term (1 is the ELBO).
-        elbo_weight: weight of the negative ELBO ``forward`` adds in training mode.
+        elbo_weight: weight of the negative ELBO in the ``elbo`` objective.
         supervised: whether the classification loss trains the encoder (``False``: a linear probe).
         width: multiplier of the hidden widths (not of ``latent_dim``); with it the model takes ``params``.
     """
@@ -295,7 +295,7 @@ class ConvVAE(VAE):
         likelihood: ``"gaussian"`` or ``"bernoulli"`` (inputs in [0, 1]).
         decoder_std: ``sigma`` of the Gaussian decoder; ``None`` learns it.
         beta: weight of the KL term (1 is the ELBO).
-        elbo_weight: weight of the negative ELBO ``forward`` adds in training mode.
+        elbo_weight: weight of the negative ELBO in the ``elbo`` objective.
         supervised: whether the classification loss trains the encoder (``False``: a linear probe).
         width: multiplier of ``channels`` (not of ``latent_dim``); with it the model takes ``params``.
     """
@@ -332,9 +332,9 @@ class ConvVAE(VAE):
 
 vae = register_variant(
     "vae", DenseVAE,
-    "Dense VAE (Kingma & Welling, 2013) with a classifier head on the posterior mean; forward also trains the ELBO.",
+    "Dense VAE (Kingma & Welling, 2013) with a classifier head on the posterior mean, trained on ELBO plus CE.",
 )
 conv_vae = register_variant(
     "conv_vae", ConvVAE,
-    "Convolutional VAE with a classifier head on the posterior mean; forward also trains the ELBO.",
+    "Convolutional VAE with a classifier head on the posterior mean, trained on ELBO plus cross-entropy.",
 )

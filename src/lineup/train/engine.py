@@ -4,8 +4,8 @@ Pseudo-code of ``fit`` (the engine never knows which model it trains)::
 
     for epoch in range(max_epochs):
         for x, y in batches(train, order=epoch_order(seed, epoch)):
-            loss = objective.loss(model(x), y); backward; record grad norm; optimizer.step()
-        metrics = running train loss/acc + evaluate(model, val)
+            loss, logits, parts = batch_loss(objective, model, x, y); backward; record grad norm; optimizer.step()
+        metrics = running train loss/acc/parts + evaluate(model, val)
         history.append(metrics); callbacks.on_epoch_end(...)   # early stopping, divergence guard
         if state.should_stop: break
     callbacks.on_fit_end(...)   # e.g. restore the best weights
@@ -28,7 +28,7 @@ from lineup.data._types import Normalization, Split
 from lineup.data.batching import epoch_order, iter_batches, num_batches
 from lineup.train.augment import Augment, lr_factor, step_generator
 from lineup.train.callbacks import Callback
-from lineup.train.objectives import Objective
+from lineup.train.objectives import Objective, batch_loss
 
 
 @dataclass
@@ -73,6 +73,7 @@ class TrainState:
     epoch_losses: list[torch.Tensor] = field(default_factory=list)
     epoch_norms: list[torch.Tensor] = field(default_factory=list)
     epoch_correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.long))
+    epoch_parts: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # the objective's terms, per step
     epoch_time: float = 0.0  # seconds spent in the current epoch before the last resume
 
     def mark_diverged(self, reason: str) -> None:
@@ -96,6 +97,7 @@ class TrainState:
                 "losses": torch.stack(self.epoch_losses).cpu() if self.epoch_losses else torch.zeros(0),
                 "norms": torch.stack(self.epoch_norms).cpu() if self.epoch_norms else torch.zeros(0),
                 "correct": self.epoch_correct.cpu(),
+                "parts": {k: torch.stack(v).cpu() for k, v in self.epoch_parts.items()},
             },
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -120,6 +122,7 @@ class TrainState:
         self.epoch_losses = [t.to(device) for t in part["losses"]]
         self.epoch_norms = [t.to(device) for t in part["norms"]]
         self.epoch_correct = part["correct"].to(device)
+        self.epoch_parts = {k: [t.to(device) for t in v] for k, v in part.get("parts", {}).items()}
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"]:
@@ -193,6 +196,7 @@ class Evaluation:
     probs: np.ndarray  # (N, K) float32
     y: np.ndarray  # (N,) int64
     index: np.ndarray  # (N,) int64, positions in the source file
+    parts: dict[str, float] = field(default_factory=dict)  # the objective's loss terms, means over the split
 
     @property
     def pred(self) -> np.ndarray:
@@ -206,17 +210,21 @@ def evaluate(model: nn.Module, objective: Objective, split: Split, norm: Normali
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
+    part_sums: dict[str, torch.Tensor] = {}
     probs = []
     for x, y in iter_batches(split, norm, batch_size=batch_size, device=device):
-        out = model(x)
-        loss_sum += objective.loss_sum(out, y)
+        loss, out, parts = batch_loss(objective, model, x, y, reduction="sum")
+        loss_sum += loss
+        for k, v in parts.items():
+            part_sums[k] = part_sums.get(k, 0.0) + v
         probs.append(objective.predict_proba(out).float())
     model.train(was_training)
     p = torch.cat(probs).cpu().numpy()
     y_np = split.y.cpu().numpy()
     n = max(len(split), 1)
     return Evaluation(loss=float(loss_sum) / n, acc=float((p.argmax(1) == y_np).mean()) if len(split) else 0.0,
-                      probs=p, y=y_np, index=split.index.cpu().numpy())
+                      probs=p, y=y_np, index=split.index.cpu().numpy(),
+                      parts={k: float(v) / n for k, v in part_sums.items()})
 
 
 def _grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -268,7 +276,7 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
             cb.on_epoch_start(state)
         t0 = time.perf_counter()
         if state.step_in_epoch == 0:
-            state.epoch_losses, state.epoch_norms = [], []
+            state.epoch_losses, state.epoch_norms, state.epoch_parts = [], [], {}
             state.epoch_correct = torch.zeros((), dtype=torch.long, device=device)
             state.epoch_time = 0.0
         # Per-step values stay on the device and are read once per epoch: no host sync inside the loop.
@@ -281,8 +289,9 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
                 factor = lr_factor(lr_schedule, state.step, epochs * state.steps_per_epoch)
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
-            out = model(x)
-            loss = objective.loss(out, y)
+            loss, out, parts = batch_loss(objective, model, x, y)
+            for k, v in parts.items():
+                state.epoch_parts.setdefault(k, []).append(v)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.epoch_norms.append(_grad_norm(params))
@@ -312,15 +321,16 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
             "train_acc": float(state.epoch_correct) / seen,
             "grad_norm": float(torch.stack(state.epoch_norms).float().mean()),
             "lr": float(optimizer.param_groups[0]["lr"]),
+            **{f"train_{k}": float(torch.stack(v).float().mean()) for k, v in state.epoch_parts.items()},
         }
         if val is not None and not state.diverged:
             ev = evaluate(model, objective, val, norm, device=device, batch_size=eval_batch_size)
-            metrics.update(val_loss=ev.loss, val_acc=ev.acc)
+            metrics.update(val_loss=ev.loss, val_acc=ev.acc, **{f"val_{k}": v for k, v in ev.parts.items()})
         metrics["time_s"] = state.epoch_time + time.perf_counter() - t0
         state.history.epochs.append(metrics)
         state.epoch += 1
         state.step_in_epoch = 0
-        state.epoch_losses, state.epoch_norms = [], []
+        state.epoch_losses, state.epoch_norms, state.epoch_parts = [], [], {}
         for cb in callbacks:
             cb.on_epoch_end(state, metrics)
     for cb in callbacks:

@@ -1,15 +1,22 @@
 """Training objectives: how a model's outputs become a loss and class probabilities.
 
 The engine calls only these functions, so it never needs to know which model it trains.
+
+Most objectives read the model's outputs alone (``loss(outputs, y)``). An objective whose loss needs more of the
+model than its logits, such as a reconstruction or an evidence lower bound, also defines
+``model_loss(model, x, y) -> BatchLoss``: it runs the model itself and returns the loss, the logits that
+``predict_proba`` reads, and the loss's terms, which the loop logs per epoch (``train_reconstruction``,
+``val_kl`` ...). ``batch_loss`` is the one call the engine makes, whichever kind it holds.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from lineup.plugins import DiscoveringRegistry
 
@@ -28,6 +35,40 @@ class Objective(Protocol):
     def predict_proba(self, outputs: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(B, K)``."""
         ...
+
+
+class BatchLoss(NamedTuple):
+    """What one batch costs under an objective.
+
+    Attributes:
+        loss: the scalar the optimiser minimises (a batch mean, or a sum under ``reduction="sum"``).
+        outputs: ``(B, K)`` model outputs that ``predict_proba`` turns into class probabilities (the logits).
+        parts: the loss's terms by name, detached scalars reduced as ``loss`` is (empty for a plain objective).
+    """
+
+    loss: torch.Tensor
+    outputs: torch.Tensor
+    parts: dict[str, torch.Tensor]
+
+
+def batch_loss(objective: Objective, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+               reduction: Literal["mean", "sum"] = "mean") -> BatchLoss:
+    """The loss of ``model`` on the batch ``(x, y)`` under ``objective``, in the model's current mode.
+
+    An objective with ``model_loss(model, x, y)`` computes it from the model (it returns batch means, which a sum
+    scales by ``B``); any other objective gets ``model(x)`` through ``loss`` or ``loss_sum``, exactly as a
+    classifier always has.
+    """
+    model_loss = getattr(objective, "model_loss", None)
+    if model_loss is not None:
+        r: BatchLoss = model_loss(model, x, y)
+        if reduction == "mean":
+            return r
+        n = len(y)
+        return BatchLoss(r.loss * n, r.outputs, {k: v * n for k, v in r.parts.items()})
+    outputs = model(x)
+    loss = objective.loss(outputs, y) if reduction == "mean" else objective.loss_sum(outputs, y)
+    return BatchLoss(loss, outputs, {})
 
 
 # Installed plugins are imported when a name is missing or the objectives are listed (see lineup.plugins).
@@ -67,6 +108,71 @@ class BinaryCrossEntropy:
     def predict_proba(self, outputs: torch.Tensor) -> torch.Tensor:
         p1 = torch.sigmoid(outputs.squeeze(1))
         return torch.stack([1 - p1, p1], dim=1)
+
+
+def _require(model: nn.Module, objective: str, needs: tuple[str, ...], kind: str) -> None:
+    missing = [n for n in needs if not hasattr(model, n)]
+    if missing:
+        raise TypeError(f"objective {objective!r} trains {kind}; {type(model).__name__} has no "
+                        f"{', '.join(missing)}. Use objective = \"auto\" (the model's own objective)")
+
+
+@_objectives.register(name="reconstruction")
+class Reconstruction(CrossEntropy):
+    """Cross-entropy of the head plus the weighted reconstruction error: an autoencoder's own objective.
+
+    ``cross_entropy + reconstruction_weight * reconstruction`` (``lineup.models.autoencoder``): with a supervised
+    head, a supervised autoencoder (Le, Patterson & White, 2018); with ``supervised = False``, an autoencoder
+    trained on reconstruction alone whose head is a linear probe. Logged terms: ``cross_entropy`` and
+    ``reconstruction`` (mean squared error or binary cross-entropy per value). ``loss(outputs, y)`` on logits alone
+    is the cross-entropy.
+    """
+
+    name = "reconstruction"
+
+    def model_loss(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
+        _require(model, self.name, ("decode", "reconstruction_loss", "reconstruction_weight"), "autoencoders")
+        code = model.forward_features(x)
+        logits = model.forward_head(code)
+        ce = F.cross_entropy(logits, y)
+        parts = {"cross_entropy": ce.detach()}
+        loss = ce
+        if model.reconstruction_weight > 0:  # weight 0: a classifier with a bottleneck, the decoder is not run
+            reconstruction = model.reconstruction_loss(x, model.decode(code))
+            loss = ce + model.reconstruction_weight * reconstruction
+            parts["reconstruction"] = reconstruction.detach()
+        return BatchLoss(loss, logits, parts)
+
+
+@_objectives.register(name="elbo")
+class ELBOObjective(CrossEntropy):
+    """Cross-entropy of the head plus the weighted beta-ELBO: a VAE's own objective.
+
+    ``cross_entropy + elbo_weight * (reconstruction + beta * kl)`` (``lineup.models.vae``), where
+    ``reconstruction = -log p(x|z)`` for one reparameterised draw of ``z`` and ``kl = KL(q(z|x) || N(0, I))``, both
+    in nats per example (``lineup.train.losses.elbo``). Logged terms: ``cross_entropy``, ``reconstruction`` and
+    ``kl``. In evaluation mode the draw comes from a generator seeded 0, so a validation loss is the same number
+    every time and evaluating never moves the training's random stream.
+    """
+
+    name = "elbo"
+
+    def model_loss(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
+        from lineup.train.losses import elbo  # losses imports the models, which must not import the train package
+
+        _require(model, self.name, ("encode", "reparameterize", "decode", "beta", "elbo_weight"), "VAEs")
+        mu, logvar = model.encode(x)
+        logits = model.forward_head(mu)
+        ce = F.cross_entropy(logits, y)
+        parts = {"cross_entropy": ce.detach()}
+        loss = ce
+        if model.elbo_weight > 0:
+            generator = None if model.training else torch.Generator(device=x.device).manual_seed(0)
+            decoded = model.decode(model.reparameterize(mu, logvar, generator))
+            terms = elbo(x, decoded, mu, logvar, model.beta, model.likelihood, log_scale=model.decoder_log_scale())
+            loss = ce + model.elbo_weight * terms.loss
+            parts.update(reconstruction=terms.reconstruction.detach(), kl=terms.kl.detach())
+        return BatchLoss(loss, logits, parts)
 
 
 def create_objective(name: str) -> Objective:

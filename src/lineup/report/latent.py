@@ -1,0 +1,219 @@
+"""The report's "Latent spaces" section, for studies with autoencoders or VAEs (``lineup.study.latent``).
+
+Everything comes from the store through ``collect``: each run's summary holds the read-outs of its latent codes
+and of the two baselines on the same data (raw pixels, a PCA as wide as the code), measured where the run executed;
+a VAE's summary also holds its KL per latent dimension; the run's folder holds its image mosaics. This module
+only puts intervals over seeds on those numbers and formats them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+
+from lineup.analysis.stats import mean_ci
+from lineup.report import _format as fmt
+from lineup.report import figures_latent as figs
+from lineup.report.collect import RunData, StudyData
+from lineup.report.document import Block, Bullets, Figure, Section, Table, code, para, strong
+from lineup.report.figures import Panel, band_panels
+
+Save = Callable[[MplFigure, str], str]
+
+#: The read-outs of one representation: summary key suffix, column title, and whether it is a share (shown in %).
+METRICS = (("svm_acc", "linear SVM acc %", True),
+           ("kmeans_acc", "k-means acc %", True), ("kmeans_nmi", "k-means NMI", False),
+           ("kmeans_ari", "k-means ARI", False),
+           ("gmm_acc", "GMM acc %", True), ("gmm_nmi", "GMM NMI", False), ("gmm_ari", "GMM ARI", False))
+
+#: Read-outs compared between the code and the PCA of equal width, in the sentence under each table.
+COMPARED = (("svm_acc", "linear SVM"), ("kmeans_acc", "k-means"), ("gmm_acc", "GMM"))
+
+
+def latent_runs(data: StudyData) -> dict[str, list[RunData]]:
+    """The complete runs whose summaries hold latent read-outs, by model label in file order, by seed."""
+    out: dict[str, list[RunData]] = {}
+    for label in data.labels:
+        runs = sorted((r for r in data.of(label) if r.complete and "latent_svm_acc" in r.record.summary),
+                      key=lambda r: r.seed)
+        if runs:
+            out[label] = runs
+    return out
+
+
+def _values(runs: list[RunData], key: str) -> list[float]:
+    return [float(r.record.summary[key]) for r in runs if r.record.summary.get(key) is not None]
+
+
+def _cell(values: list[float], share: bool) -> str:
+    if not values:
+        return ""
+    return fmt.ci(mean_ci(values), scale=100.0 if share else 1.0, digits=2 if share else 3)
+
+
+def latent_table(runs: list[RunData], index: int) -> Table:
+    """One model: its code's read-outs beside those of the PCA of equal width and of the pixels."""
+    s = runs[0].record.summary
+    names = {"latent": f"latent code ({s['latent_dim']}-d)", "pca": f"PCA-{s['pca_dim']} of the pixels",
+             "pixels": "raw pixels"}
+    header = ["representation", "seeds", *(f"{title} [95% CI]" for _, title, _ in METRICS)]
+    rows = [[name, str(len(runs)), *(_cell(_values(runs, f"{rep}_{key}"), share) for key, _, share in METRICS)]
+            for rep, name in names.items()]
+    return Table(f"latent_{index:02d}", header, rows, ["baseline" if rep != "latent" else "" for rep in names])
+
+
+def _versus_pca(runs: list[RunData], test_size: int | None) -> Block:
+    """Code minus PCA of equal width, paired by seed, for each accuracy."""
+    parts: list[str] = []
+    for key, name in COMPARED:
+        diffs = [r.record.summary[f"latent_{key}"] - r.record.summary[f"pca_{key}"] for r in runs]
+        parts.append(f"{name} {fmt.ci(mean_ci(diffs), signed=True)}")
+    one = f" One test error is {100 / test_size:.2f} points." if test_size else ""
+    return para("Code minus PCA of equal width, percentage points, paired by seed [95% interval]: "
+                + "; ".join(parts) + "." + one, muted=True)
+
+
+def _collapse_notes(by_label: dict[str, list[RunData]]) -> list[Block]:
+    items = []
+    for label, runs in by_label.items():
+        vae = [r for r in runs if "latent_kl_per_dim" in r.record.summary]
+        if not vae:
+            continue
+        per_seed = []
+        for r in vae:
+            s = r.record.summary
+            kl = ", ".join(f"{v:.2f}" for v in s["latent_kl_per_dim"])
+            state = "collapsed: every dimension is at the prior" if s.get("posterior_collapsed") else \
+                f"{s['latent_active_dims']} of {len(s['latent_kl_per_dim'])} dimensions active"
+            per_seed.append(f"seed {r.seed}: {state} (KL per dimension, nats: {kl})")
+        collapsed = sum(bool(r.record.summary.get("posterior_collapsed")) for r in vae)
+        head = f" posterior collapse in {collapsed} of {len(vae)} seeds." if collapsed else ""
+        items.append(para(strong(f"{label}:"), head, " ", "; ".join(per_seed) + "."))
+    if not items:
+        return []
+    threshold = next(r.record.summary.get("latent_kl_threshold", 0.01) for runs in by_label.values() for r in runs
+                     if "latent_kl_per_dim" in r.record.summary)
+    return [para(strong("Posterior collapse.")), Bullets(items),  # type: ignore[list-item]
+            para(f"A latent dimension is active when its KL divergence from the prior, averaged over the test "
+                 f"examples, is at least {threshold:g} nats (Burda et al., 2015); one below that carries next to "
+                 "no information about the input, and a VAE whose every dimension is inactive has collapsed "
+                 "(Bowman et al., 2016).", muted=True)]
+
+
+def _scatter(data: StudyData, by_label: dict[str, list[RunData]], save: Save) -> Block | None:
+    panels = []
+    for label, runs in by_label.items():
+        run = runs[0]
+        if run.record.summary.get("latent_dim") != 2 or run.embedding is None or run.predictions is None:
+            continue
+        index, z = run.embedding
+        classes_of = dict(zip(run.predictions.index.tolist(), run.predictions.y.tolist(), strict=True))
+        keep = np.array([int(i) in classes_of for i in index], dtype=bool)
+        y = np.array([classes_of[int(i)] for i in index[keep]], dtype=np.int64)
+        panels.append((f"{label}, seed {run.seed}", z[keep], y))
+    if not panels:
+        return None
+    return Figure("latent_scatter", "2-D latent codes coloured by class",
+                  save(figs.latent_scatter(panels, data.classes), "latent_scatter"),
+                  caption="The 2-D codes (a VAE's posterior means) of the fixed test subset every run embeds, "
+                          "first seed of each model, coloured by the true class.")
+
+
+#: The objective terms drawn per epoch, with their panel titles (the loss curves above mix nats and cross-entropies).
+TERMS = (("reconstruction", "reconstruction"), ("kl", "KL(q(z|x) ‖ p(z)), nats"),
+         ("cross_entropy", "head's cross-entropy"))
+
+
+def _terms(by_label: dict[str, list[RunData]], save: Save) -> Block | None:
+    panels = []
+    for term, title in TERMS:
+        for split in ("train", "val"):
+            key = f"{split}_{term}"
+            series = {label: [[e[key] for e in r.epochs if key in e] for r in runs] for label, runs in by_label.items()}
+            if any(c for curves in series.values() for c in curves):
+                panels.append(Panel(f"{'training' if split == 'train' else 'validation'} {title}", series,
+                                    log=term == "reconstruction" and all(
+                                        v > 0 for curves in series.values() for c in curves for v in c)))
+    if not panels:
+        return None
+    fig = band_panels(panels, labels=list(by_label))
+    return Figure("latent_terms", "the objective's terms per epoch", save(fig, "latent_terms"),
+                  caption="The terms of each model's own objective per epoch (training: mean over the epoch's "
+                          "batches), mean over seeds with the range as a band. Reconstruction: mean squared error or "
+                          "binary cross-entropy per value for an autoencoder, -log p(x|z) in nats per example for a "
+                          "VAE.")
+
+
+def _decode_png(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def _traversal_caption(run: RunData) -> str:
+    t = run.record.summary.get("latent_traversal") or {}
+    vae = "latent_kl_per_dim" in run.record.summary
+    span = "the prior's 5% to 95% quantiles" if vae else "the training codes' 5th to 95th percentiles"
+    if t.get("kind") == "plane":
+        return (f"the decoder over the latent plane, {span}: columns z1 from left to right, rows z2 from top "
+                "(high) to bottom (low)")
+    rest = "the prior mean" if vae else "the median code"
+    order = "largest KL first" if vae else "widest spread first"
+    dims = ", ".join(f"z{d + 1}" for d in t.get("dims", []))
+    return f"one latent dimension per row ({dims}; {order}) walked over {span}, the others at {rest}"
+
+
+def _images(by_label: dict[str, list[RunData]], save: Save) -> list[Block]:
+    blocks: list[Block] = []
+    for i, (label, runs) in enumerate(by_label.items()):
+        run = next((r for r in runs if r.images), None)
+        if run is None:
+            continue
+        vae = "latent_kl_per_dim" in run.record.summary
+        captions = {
+            "reconstructions": "top: test images; bottom: their reconstructions"
+                               + (" from the posterior mean" if vae else ""),
+            "samples": "samples E[x|z] of the model, z drawn from the prior N(0, I)",
+            "traversal": _traversal_caption(run),
+        }
+        panels = [(captions[k], _decode_png(run.images[k])) for k in captions if k in run.images]
+        fig = figs.image_panels(f"{label}, seed {run.seed}", panels)
+        blocks.append(Figure(f"latent_images_{i:02d}", f"reconstructions and latent traversal of {label}",
+                             save(fig, f"latent_images_{i:02d}")))
+    return blocks
+
+
+def latent_section(data: StudyData, save: Save) -> Section | None:
+    """"Latent spaces": per model, its code read by a linear SVM and by k-means and a Gaussian mixture, beside the
+    same on the pixels and on a PCA of equal width; the 2-D codes; posterior collapse; the image mosaics."""
+    by_label = latent_runs(data)
+    if not by_label:
+        return None
+    s = Section("latent", "Latent spaces")
+    first = next(iter(by_label.values()))[0].record.summary
+    s.blocks.append(para(
+        "Each model's latent code (an autoencoder's code, a VAE's posterior mean) is read without its own head: a "
+        "linear SVM trained on the training split's codes and scored on the test split's, and k-means and a "
+        "Gaussian mixture with one cluster per class, fitted on the training codes without labels and scored on "
+        "the test codes by accuracy under the best one-to-one matching of clusters to classes (Hungarian method), "
+        "NMI and ARI. The same read-outs of the raw pixels and of a PCA of the pixels as wide as the code (fitted "
+        "on the training split) say whether the code adds anything a linear projection does not. Mean over seeds "
+        f"with a 95% bootstrap interval; at most {first.get('latent_train_examples', 0):,} training examples."))
+    for i, (label, runs) in enumerate(by_label.items()):
+        s.blocks.append(para(strong(label), f" ({runs[0].record.model})"))
+        s.blocks.append(latent_table(runs, i))
+        s.blocks.append(_versus_pca(runs, data.test_size))
+    terms = _terms(by_label, save)
+    if terms is not None:
+        s.blocks.append(terms)
+    scatter = _scatter(data, by_label, save)
+    if scatter is not None:
+        s.blocks.append(scatter)
+    s.blocks += _collapse_notes(by_label)
+    s.blocks += _images(by_label, save)
+    if any("latent_error" in r.record.summary for r in data.runs):
+        s.blocks.append(para("Some runs' codes were not finite; see ", code("lineup show RUN"), "."))
+    return s
