@@ -20,7 +20,7 @@ from lineup.models.capture import record_representations
 from lineup.report import build_report
 from lineup.report.collect import collect
 from lineup.report.evidence import gather
-from lineup.store import FEATURES
+from lineup.store import FEATURES, SCHEMA_VERSION
 
 # (model, input shape, options, declared layers, whether the last layer's channel means are forward_features)
 FAMILIES = [
@@ -156,7 +156,7 @@ def test_a_schema_3_store_opens_with_its_embeddings_and_takes_layers(tmp_path: P
         np.testing.assert_array_equal(got[0], idx)
         np.testing.assert_array_equal(got[1], feats)
         assert store.layer_embeddings(old) == {}
-        assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "4"
+        assert store._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
         layers = {"b": np.ones((5, 2)), "a": np.zeros((5, 4))}  # declared order, not alphabetical
         store.save_result(new, RunResult(status="complete", embeddings={"test": (idx, 2 * feats)},
                                          layers={"test": layers}))

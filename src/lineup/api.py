@@ -28,7 +28,7 @@ import dataclasses
 import html
 import inspect
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ def make_study(name: str, *, data: Mapping[str, Any] | str, models: Sequence[Map
                seeds: Sequence[int] = (0,), train: Mapping[str, Any] | None = None,
                protocol: Mapping[str, Any] | None = None, settings: Sequence[Mapping[str, Any]] | None = None,
                title: str = "", description: str = "", baseline: str = "",
-               plugins: Sequence[str] = ()) -> Study:
+               plugins: Sequence[str] = (), search: Mapping[str, Any] | None = None) -> Study:
     """A study built in code, validated as a study file is.
 
     Args:
@@ -84,6 +84,7 @@ def make_study(name: str, *, data: Mapping[str, Any] | str, models: Sequence[Map
         train: the ``[train]`` table.
         protocol: the ``[protocol]`` table.
         settings: ``[[settings]]`` entries, each a name and the ``[data]`` keys it changes.
+        search: the ``[search]`` table: the fixed or tuned protocol, its space and budget (``lineup.search``).
         title, description, baseline, plugins: the other keys of ``[study]``.
 
     Raises:
@@ -96,7 +97,7 @@ def make_study(name: str, *, data: Mapping[str, Any] | str, models: Sequence[Map
             study[key] = value
     doc: dict[str, Any] = {"study": study, "data": {"dataset": data} if isinstance(data, str) else _table(data),
                            "models": [_table(m) for m in models]}
-    for key, table in (("train", train), ("protocol", protocol)):
+    for key, table in (("train", train), ("protocol", protocol), ("search", search)):
         if table is not None:
             doc[key] = _table(table)
     if settings is not None:
@@ -115,7 +116,7 @@ def in_notebook() -> bool:
 
 def run(study: Study | str | Path, store: Store | str | Path = DEFAULT_STORE, *, executor: str = "local",
         report: bool = True, progress: bool | None = None, checkpoint_every_s: float = 60.0,
-        **executor_options: Any) -> Results:
+        log: Callable[[str], None] | None = None, **executor_options: Any) -> Results:
     """Train every run of ``study`` that ``store`` lacks, then (by default) write its report: ``lineup run``.
 
     Args:
@@ -125,6 +126,7 @@ def run(study: Study | str | Path, store: Store | str | Path = DEFAULT_STORE, *,
         report: write the report once the runs are stored.
         progress: progress bars; default: in a notebook (as widgets) or when standard error is a terminal.
         checkpoint_every_s: seconds between checkpoints inside an epoch.
+        log: called with a line of progress for each finished search trial and search (a study with [search]).
         **executor_options: the executor's settings, e.g. ``workers=2`` for the pool, ``address=...`` for Ray.
 
     Returns:
@@ -140,7 +142,7 @@ def run(study: Study | str | Path, store: Store | str | Path = DEFAULT_STORE, *,
     plan = prepare(study)  # data and models are checked before the store is opened
     with _opened(store) as s:
         outcome = run_study(plan, s, executor=executor, progress=progress, checkpoint_every_s=checkpoint_every_s,
-                            executor_options=executor_options)
+                            executor_options=executor_options, log=log)
         results = Results(store if isinstance(store, Store) else s.root, study.name, outcome=outcome)
     if report and not outcome.interrupted:
         results.report_path = results.report()

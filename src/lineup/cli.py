@@ -65,14 +65,22 @@ def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None,
     elif executor == "pool":
         options = {"workers": workers}
     results = api.run(study_file, store_dir, executor=executor, report=not no_report, progress=progress,
-                      checkpoint_every_s=checkpoint_every, **options)
+                      checkpoint_every_s=checkpoint_every, log=lambda line: click.echo(line, err=True), **options)
     outcome = results.outcome
     assert outcome is not None  # set by api.run
     n_new, n_old = len(outcome.trained), len(outcome.skipped)
-    click.echo(f"{outcome.study.name}: {len(outcome.runs)} runs, {n_new} trained now, {n_old} already in the store"
+    n_trials = sum("trial" in run.spec for run, _ in outcome.trained)
+    searched = f" (of which {n_trials} search trials)" if n_trials else ""
+    what = f"{len(outcome.runs)} runs"
+    search = outcome.study.search
+    if search is not None and search.tuned:
+        tuned = f"{len(outcome.searches)} model searches"
+        what = f"{what} as written and {tuned}" if search.fixed else tuned
+    click.echo(f"{outcome.study.name}: {what}, {n_new} trained now{searched}, {n_old} already in the store"
                + (f", {len(outcome.taken_elsewhere)} held by another process" if outcome.taken_elsewhere else ""))
+    _print_searches(outcome.searches)
     for run, result in outcome.trained:
-        if result.status != "complete":
+        if result.status != "complete" and not (result.status == "pruned" and "trial" in run.spec):
             first = (result.error or "").splitlines()[0] if result.error else ""
             click.secho(f"  {run.label} seed {run.seed} ({run.short}): {result.status}: {first}", fg="yellow")
     if outcome.interrupted:
@@ -83,6 +91,19 @@ def run(study_file: str, store_dir: str, no_report: bool, progress: bool | None,
         click.echo(f"report: {results.report_path}")
     with Store(store_dir) as store:
         _print_table(store, outcome.study.name)
+
+
+def _print_searches(searches: list) -> None:  # type: ignore[type-arg]
+    """One line per model's search: how far it got and its best configuration."""
+    from lineup.study.search import format_params
+
+    for s in searches:
+        where = f" ({s.setting})" if s.setting else ""
+        state = "done" if s.done else "not finished: run the study again to continue it"
+        top = (f"; best: trial {s.best.number + 1}, {s.best.value:.4f} with {format_params(s.best.params)}"
+               if s.best is not None else "")
+        click.echo(f"  search {', '.join(s.labels)}{where}: {s.trials} trials ({s.pruned} pruned, {s.diverged} "
+                   f"diverged, {s.failed} failed), {s.epochs} epochs of a budget of {s.budget}, {state}{top}")
 
 
 def _print_table(store: object, study: str) -> None:
@@ -134,13 +155,29 @@ def ls(study: str | None, store_dir: str) -> None:
     with Store(store_dir) as store:
         if study is None:
             for s in store.studies():
+                trials = f"  {s['trials']:>4} search trials" if s.get("trials") else ""
                 click.echo(f"{s['name']:<32} {s['runs']:>4} runs  {s['complete']:>4} complete  "
-                           f"{s['diverged']:>3} diverged  {s['failed']:>3} failed")
+                           f"{s['diverged']:>3} diverged  {s['failed']:>3} failed{trials}")
             return
-        for r in store.runs(study):
+        records = store.runs(study)
+        for r in records:
+            if r.role == "trial":
+                continue
             acc = r.summary.get("test_acc")
+            tuned = "  (tuned)" if r.role == "tuned" else ""
             click.echo(f"{r.hash[:12]}  {r.label:<28} seed {r.seed:<4} {r.status:<9} "
-                       f"{'' if acc is None else f'test acc {100 * acc:.2f}%'}")
+                       f"{'' if acc is None else f'test acc {100 * acc:.2f}%'}{tuned}")
+        trials = [r for r in records if r.role == "trial"]
+        if trials:  # a tuned study: how each model's configuration was chosen, on validation only
+            from lineup.study.search import format_params
+
+            click.echo(f"search trials ({len(trials)}, scored on the validation split):")
+            for r in trials:
+                t = r.spec["trial"]
+                val = r.summary.get("val_acc")
+                score = "" if val is None else f"val acc {100 * val:.2f}%"
+                click.echo(f"{r.hash[:12]}  {r.label:<28} trial {t['number'] + 1:<4} seed {r.seed:<4} {r.status:<9} "
+                           f"{score:<16} {format_params(t['params'])}")
 
 
 @main.command()

@@ -144,6 +144,7 @@ def study_schema() -> dict[str, Any]:
     if decomposition is not None:  # [decomposition]: the excess risk split into estimation and approximation error
         properties["decomposition"] = {**section_schema(decomposition),
                                        "description": " ".join((decomposition.__doc__ or "").split())}
+    properties["search"], dimension = _search_schema()
     return {
         "$schema": DRAFT,
         "title": "lineup study",
@@ -153,7 +154,33 @@ def study_schema() -> dict[str, Any]:
         "properties": properties,
         "required": ["study", "data", "models"],
         "additionalProperties": False,
+        "definitions": {"search_dimension": dimension},  # one copy, referred to by every dimension of a space
     }
+
+
+def _search_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """``[search]``: its keys, and a space whose dimensions are [train] settings or model options under ``options``;
+    and the schema of one dimension, which the space refers to (``#/definitions/search_dimension``)."""
+    from lineup.search.config import _NOT_SEARCHED, KINDS, BudgetSection, DimSection, SearchSection
+
+    search = section_schema(SearchSection)
+    search["description"] = " ".join((SearchSection.__doc__ or "").split())
+    search["properties"]["budget"] = {**section_schema(BudgetSection), "minProperties": 1, "maxProperties": 1,
+                                      "description": search["properties"]["budget"]["description"]}
+    search["properties"]["seeds"].update(minItems=1, uniqueItems=True)
+    dim = section_schema(DimSection)
+    for kind in ("uniform", "log_uniform", "integer"):  # [low, high]
+        dim["properties"][kind].update(minItems=2, maxItems=2)
+    dim["properties"]["choices"].update(minItems=1, items={"type": ["number", "string", "boolean"]})
+    dim["oneOf"] = [{"required": [kind]} for kind in KINDS]  # parse_search: exactly one kind per dimension
+    train = [f.name for f in dataclasses.fields(spec.TrainSection) if f.name not in _NOT_SEARCHED]
+    space = search["properties"]["space"]
+    ref = {"$ref": "#/definitions/search_dimension"}
+    space["properties"] = {name: ref for name in train}
+    space["properties"]["options"] = {"type": "object", "additionalProperties": ref, "minProperties": 1,
+                                      "description": "model options, each a dimension"}
+    space["additionalProperties"] = False
+    return search, dim
 
 
 def schema_text() -> str:

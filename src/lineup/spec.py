@@ -25,6 +25,7 @@ from lineup.errors import SpecError
 
 if TYPE_CHECKING:
     from lineup.decomposition import DecompositionPlan
+    from lineup.search.config import SearchPlan
 
 #: Bumped when the meaning of a resolved run spec changes, so old results are not reused by mistake.
 RUN_FORMAT = 2
@@ -171,6 +172,7 @@ class Study:
     source: str | None = None
     settings: list[Setting] = dataclasses.field(default_factory=list)  # empty: one setting, [data] as written
     decomposition: DecompositionPlan | None = None  # [decomposition], resolved; never part of a run's spec
+    search: SearchPlan | None = None  # [search], resolved; never part of a run's spec (lineup.search)
 
     @property
     def data_settings(self) -> list[Setting]:
@@ -192,12 +194,14 @@ class Study:
         return self.study.baseline or self.models[0].name
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: as_dict(getattr(self, k)) for k in ("study", "data", "train", "protocol")}
+        d: dict[str, Any] = {k: as_dict(getattr(self, k)) for k in ("study", "data", "train", "protocol")}
         d["models"] = [as_dict(m) for m in self.models]
         if self.settings or len(self.data_settings) > 1:
             d["settings"] = [st.to_dict() for st in self.data_settings]
         if self.decomposition is not None:
             d["decomposition"] = self.decomposition.to_dict()
+        if self.search is not None:
+            d["search"] = self.search.to_dict()
         return d
 
 
@@ -244,7 +248,7 @@ def load_study(path: str | Path) -> Study:
 
 def parse_study(doc: dict[str, Any], *, file: str | None = None) -> Study:
     """Validate a parsed study document (see ``load_study``)."""
-    allowed = [*_SECTIONS, "models", "settings", "decomposition"]
+    allowed = [*_SECTIONS, "models", "settings", "decomposition", "search"]
     for k in doc:
         if k not in allowed:
             from lineup._registry import did_you_mean
@@ -279,6 +283,10 @@ def parse_study(doc: dict[str, Any], *, file: str | None = None) -> Study:
     study = Study(models=models, source=file, settings=settings, decomposition=decomposition,
                   **sections)  # type: ignore[arg-type]
     _check_entries(study, file)
+    if "search" in doc:
+        from lineup.search.config import parse_search
+
+        study = dataclasses.replace(study, search=parse_search(doc["search"], study, file=file))
     return study
 
 

@@ -3,7 +3,8 @@
 Tables:
     studies     name, the validated study as JSON, its source file, timestamps.
     runs        one row per run hash: resolved spec, status, seed, provenance, final metrics.
-    study_runs  which runs belong to which study, under which model label (a run may serve several studies).
+    study_runs  which runs belong to which study, under which model label and role (a run may serve several studies,
+                and several roles: see ROLES).
     epochs      per-epoch metrics (long format: run, epoch, name, value).
     steps       the training loss of every step.
     predictions per run and split: example indices, true labels and class probabilities (arrays as blobs).
@@ -30,12 +31,17 @@ import numpy as np
 
 from lineup.errors import LineupError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Run states. ``pending`` runs are known but not started; ``running`` ones are held by a live process (its lease);
 #: ``interrupted`` ones were stopped by a signal and resume from their checkpoint.
-STATUSES = ("pending", "running", "complete", "diverged", "failed", "interrupted")
-FINISHED = ("complete", "diverged")
+#: ``pruned`` runs are search trials that the pruner stopped early, on their validation metric (lineup.search).
+STATUSES = ("pending", "running", "complete", "diverged", "failed", "interrupted", "pruned")
+FINISHED = ("complete", "diverged", "pruned")
+#: What a run is to a study (``study_runs.role``): one of its runs as written (``run``), a trial of a model's
+#: hyper-parameter search (``trial``), or a final run of a tuned model, its best configuration over the study's seeds
+#: (``tuned``). One run may have several roles, even in one study.
+ROLES = ("run", "trial", "tuned")
 
 #: Seconds a process's claim on a run lasts unless renewed; a dead process's runs are free again after this
 #: (at once on the same machine, where the owner's process id can be checked).
@@ -48,6 +54,11 @@ _EMBEDDINGS = """CREATE TABLE IF NOT EXISTS embeddings (
     run TEXT NOT NULL, split TEXT NOT NULL, layer TEXT NOT NULL, position INTEGER NOT NULL, n INTEGER NOT NULL,
     d INTEGER NOT NULL, idx BLOB NOT NULL, features BLOB NOT NULL, PRIMARY KEY (run, split, layer))"""
 
+_STUDY_RUNS = """CREATE TABLE IF NOT EXISTS study_runs (
+    study TEXT NOT NULL REFERENCES studies(name), run TEXT NOT NULL REFERENCES runs(hash),
+    label TEXT NOT NULL, position INTEGER NOT NULL, setting TEXT NOT NULL DEFAULT '', role TEXT NOT NULL DEFAULT 'run',
+    PRIMARY KEY (study, run, role, label))"""
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS studies (
@@ -56,9 +67,7 @@ CREATE TABLE IF NOT EXISTS runs (
     hash TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL, seed INTEGER NOT NULL,
     model TEXT NOT NULL, device TEXT, provenance TEXT, summary TEXT, error TEXT,
     started REAL, finished REAL, wall_time REAL, owner TEXT, lease_until REAL);
-CREATE TABLE IF NOT EXISTS study_runs (
-    study TEXT NOT NULL REFERENCES studies(name), run TEXT NOT NULL REFERENCES runs(hash),
-    label TEXT NOT NULL, position INTEGER NOT NULL, setting TEXT NOT NULL DEFAULT '', PRIMARY KEY (study, run));
+{_STUDY_RUNS};
 CREATE TABLE IF NOT EXISTS epochs (
     run TEXT NOT NULL, phase TEXT NOT NULL, epoch INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
     PRIMARY KEY (run, phase, epoch, name));
@@ -83,6 +92,11 @@ _MIGRATIONS = {
         "INSERT INTO embeddings (run, split, layer, position, n, d, idx, features) "
         f"SELECT run, split, '{FEATURES}', 0, n, d, idx, features FROM embeddings_v3",
         "DROP TABLE embeddings_v3"),
+    # Search trials and tuned runs beside a study's runs: a role, and a primary key that lets one run have several.
+    4: ("ALTER TABLE study_runs RENAME TO study_runs_v4", _STUDY_RUNS,
+        "INSERT INTO study_runs (study, run, label, position, setting, role) "
+        "SELECT study, run, label, position, setting, 'run' FROM study_runs_v4",
+        "DROP TABLE study_runs_v4"),
 }
 
 
@@ -102,6 +116,7 @@ class RunRecord:
     error: str | None
     wall_time: float | None
     setting: str = ""  # the study's data setting this run belongs to ("" when the study has one)
+    role: str = "run"  # what the run is to the study: see ROLES
 
 
 @dataclass(frozen=True)
@@ -219,6 +234,21 @@ class Store:
                 db.execute("INSERT INTO study_runs (study, run, label, position, setting) VALUES (?, ?, ?, ?, ?)",
                            (name, h, label, pos, setting))
 
+    def add_study_runs(self, name: str, runs: list[tuple[str, str, int, str, dict[str, Any], str]], *,
+                       role: str) -> None:
+        """Add runs (``hash, label, seed, model, spec, setting``) to a registered study under ``role`` (see ``ROLES``),
+        after its other runs; runs and roles it already has are kept as they are."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        with self._tx() as db:
+            (top,) = db.execute("SELECT COALESCE(MAX(position), -1) FROM study_runs WHERE study=?", (name,)).fetchone()
+            for pos, (h, label, seed, model, run_spec, setting) in enumerate(runs, start=top + 1):
+                db.execute("INSERT OR IGNORE INTO runs (hash, spec, status, seed, model) "
+                           "VALUES (?, ?, 'pending', ?, ?)",
+                           (h, json.dumps(run_spec, sort_keys=True), seed, model))
+                db.execute("INSERT OR IGNORE INTO study_runs (study, run, label, position, setting, role) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", (name, h, label, pos, setting, role))
+
     def claim(self, run_hash: str, owner: str, *, retry: tuple[str, ...] = ("pending", "failed", "interrupted"),
               lease_s: float = LEASE_SECONDS) -> bool:
         """Atomically take run ``run_hash`` for ``owner`` (``host:pid``); ``False`` if another live process has it.
@@ -296,12 +326,14 @@ class Store:
 
     def studies(self) -> list[dict[str, Any]]:
         rows = self._db.execute(
-            "SELECT s.name, s.source, s.updated, COUNT(r.hash), SUM(r.status='complete'), "
-            "SUM(r.status='diverged'), SUM(r.status='failed') FROM studies s "
+            "SELECT s.name, s.source, s.updated, COUNT(r.hash) - COALESCE(SUM(sr.role='trial'), 0), "
+            "SUM(r.status='complete' AND sr.role != 'trial'), SUM(r.status='diverged' AND sr.role != 'trial'), "
+            "SUM(r.status='failed' AND sr.role != 'trial'), SUM(sr.role='trial') FROM studies s "
             "LEFT JOIN study_runs sr ON sr.study = s.name LEFT JOIN runs r ON r.hash = sr.run "
             "GROUP BY s.name ORDER BY s.updated DESC").fetchall()
+        # Search trials are counted apart: they are how a tuned study chose its runs, not runs it compares.
         return [{"name": n, "source": src, "updated": up, "runs": total, "complete": c or 0,
-                 "diverged": d or 0, "failed": f or 0} for n, src, up, total, c, d, f in rows]
+                 "diverged": d or 0, "failed": f or 0, "trials": t or 0} for n, src, up, total, c, d, f, t in rows]
 
     def study_spec(self, name: str) -> dict[str, Any]:
         row = self._db.execute("SELECT spec FROM studies WHERE name=?", (name,)).fetchone()
@@ -314,15 +346,15 @@ class Store:
         return json.loads(row[0])  # type: ignore[no-any-return]
 
     _RUN_COLS = ("r.hash, sr.label, r.seed, r.model, r.status, r.spec, r.summary, r.provenance, r.device, "
-                 "r.error, r.wall_time, sr.setting")
+                 "r.error, r.wall_time, sr.setting, sr.role")
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> RunRecord:
-        h, label, seed, model, status, spec, summary, prov, device, error, wall, setting = row
+        h, label, seed, model, status, spec, summary, prov, device, error, wall, setting, role = row
         return RunRecord(hash=h, label=label, seed=seed, model=model, status=status, spec=json.loads(spec),
                          summary=json.loads(summary) if summary else {},
                          provenance=json.loads(prov) if prov else {}, device=device, error=error, wall_time=wall,
-                         setting=setting or "")
+                         setting=setting or "", role=role or "run")
 
     def runs(self, study: str) -> list[RunRecord]:
         """The study's runs in the order of its file (model entries, then seeds)."""
@@ -342,6 +374,15 @@ class Store:
         if len(rows) > 1:
             raise LineupError(f"{prefix!r} matches {len(rows)} runs; give more digits.")
         return self._record(rows[0])
+
+    def search_runs(self, search: str) -> list[RunRecord]:
+        """Every stored trial run of search ``search`` (the ``trial.search`` key of their specs), whatever study
+        registered it: the store, not any study, is the record of a search. Label and setting are left empty."""
+        rows = self._db.execute(
+            "SELECT hash, '', seed, model, status, spec, summary, provenance, device, error, wall_time, '', 'trial' "
+            "FROM runs WHERE json_extract(spec, '$.trial.search') = ? ORDER BY json_extract(spec, '$.trial.number'), "
+            "seed", (search,)).fetchall()
+        return [self._record(r) for r in rows]
 
     def status(self, run_hash: str) -> str | None:
         row = self._db.execute("SELECT status FROM runs WHERE hash=?", (run_hash,)).fetchone()

@@ -21,6 +21,8 @@ from lineup.report.collect import StudyData, collect
 from lineup.report.decomposition import decomposition_section
 from lineup.report.document import Block, Section, Table, markdown_table, para, to_markdown
 from lineup.report.evidence import gather
+from lineup.report.latent import latent_section
+from lineup.report.search import search_sections
 from lineup.report.summary import summary_section
 from lineup.store import STATUSES, Store
 
@@ -65,10 +67,12 @@ def build_report(store: Store, study: str, out_dir: str | Path | None = None, *,
 
     ev = gather(data)
     parts: list[Section | list[Section] | None] = [
-        summary_section(data, ev), sec.data_section(data), sec.accuracy_section(data, ev),
+        summary_section(data, ev), search_sections(data, ev, save), sec.data_section(data),
+        sec.accuracy_section(data, ev),
         decomposition_section(data, save), sec.dynamics_section(data, ev, save), sec.per_class_section(data, ev, save),
         sec.confusion_section(data, ev, save), sec.failures_section(data, save),
-        sec.representations_section(ev, save), sec.settings_section(data, ev, save), sec.runs_section(data)]
+        sec.representations_section(ev, save), latent_section(data, save), sec.settings_section(data, ev, save),
+        sec.runs_section(data)]
     sections = [s for p in parts if p is not None for s in (p if isinstance(p, list) else [p])]
 
     for table in (b for s in sections for b in s.blocks if isinstance(b, Table)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ class RunData:
     # data with a known distribution and two inputs: the model's predictions on the grid of its summary's "grid",
     # labelled with the Bayes classifier's decisions there (see lineup.study.known)
     grid: Predictions | None = None
+    # a model with a latent space: the PNG mosaics its run wrote (summary "latent_images"), by kind
+    images: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -53,6 +56,10 @@ class StudyData:
     failures: dict[str, tuple[int, list[Failure]]]  # label -> (seed, most confident mistakes of one run)
     setting: str = ""
     others: dict[str, StudyData] = field(default_factory=dict)  # setting name -> its runs, in file order
+    # A study with [search]: the runs above are the tuned ones (protocol tuned or both); ``fixed`` holds the runs as
+    # written when the study trains both, ``trials`` the search trials (per-epoch metrics only, no test results).
+    fixed: StudyData | None = None
+    trials: list[RunData] = field(default_factory=list)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -108,11 +115,21 @@ def collect(store: Store, study: str) -> StudyData:
     names = [st["name"] for st in spec.get("settings", [])] or [""]
     groups: dict[str, StudyData] = {name: StudyData(name=study, spec=spec, runs=[], failures={}, setting=name)
                                     for name in names}
+    # Under the tuned protocol (alone or beside the fixed one) the tuned runs are the ones every section compares.
+    primary = "tuned" if (spec.get("search") or {}).get("protocol") in ("tuned", "both") else "run"
     for rec in store.runs(study):
         group = groups.get(rec.setting)
         if group is None:  # a setting the stored spec does not name (an older study): keep it, last
             group = groups[rec.setting] = StudyData(name=study, spec=spec, runs=[], failures={}, setting=rec.setting)
         run = RunData(record=rec)
+        if rec.role == "trial":  # scored on validation only: its history is all there is
+            run.epochs = store.epochs(rec.hash) if rec.status in FINISHED else []
+            group.trials.append(run)
+            continue
+        if rec.role != primary:
+            if group.fixed is None:
+                group.fixed = StudyData(name=study, spec=spec, runs=[], failures={}, setting=rec.setting)
+            group = group.fixed
         if rec.status in FINISHED:
             run.epochs = store.epochs(rec.hash)
             run.refit_epochs = store.epochs(rec.hash, "refit")
@@ -120,11 +137,21 @@ def collect(store: Store, study: str) -> StudyData:
             run.predictions = store.predictions(rec.hash, "test")
             run.embedding = store.embeddings(rec.hash, "test")
             run.layers = store.layer_embeddings(rec.hash, "test")
+            for kind, file in (rec.summary.get("latent_images") or {}).items():
+                path = store.artifact_dir(rec.hash) / Path(file).name  # a bare name: never outside the run's folder
+                if path.is_file():
+                    run.images[kind] = path.read_bytes()
             if "grid" in rec.summary:
                 run.grid = store.predictions(rec.hash, "grid")
         if rec.status == "complete" and rec.label not in group.failures:
             group.failures[rec.label] = (rec.seed, store.failures(rec.hash))
         group.runs.append(run)
+    # Tuned runs are stored as each search ends (entries that share a search, together): show them in file order.
+    order = {m["name"]: i for i, m in enumerate(spec["models"])}
+    for group in groups.values():
+        for d in (group, group.fixed):
+            if d is not None:
+                d.runs.sort(key=lambda r: order.get(r.label, len(order)))
     first, *rest = groups.values()
     first.others = {d.setting: d for d in rest}
     return first

@@ -40,6 +40,11 @@ def data_section(data: StudyData) -> Section:
     protocol = ("Protocol: every model trains with the study's settings and its own overrides; model selection "
                 "uses the validation split only; the test split is evaluated once, with the final (or "
                 "early-stopping best) weights.")
+    search = data.spec.get("search") or {}
+    if search.get("protocol") in ("tuned", "both"):
+        protocol = ("Protocol: tuned. Each model trains with the best configuration of its own search on the "
+                    "validation split (see the hyper-parameter search above); model selection uses the validation "
+                    "split only; the test split is evaluated once, with the final (or early-stopping best) weights.")
     if data.refit:
         protocol += (" Each run is also retrained from scratch on training + validation for the epoch count "
                      "chosen on validation and evaluated on the test set (\"refit test acc\").")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lineup.data._types import DataBundle
 from lineup.spec import RunSpec
@@ -16,8 +16,39 @@ from lineup.study.worker import RunContext, RunResult, execute_run
 Claim = Callable[[RunSpec], RunContext | None]
 
 
+@runtime_checkable
+class RunFeed(Protocol):
+    """Runs decided while others execute, as a hyper-parameter search decides its next trial from the results of the
+    last ones (``lineup.study.search``). An executor takes a run whenever it has room for one, after handing back
+    every result that has arrived, so the feed decides with the store up to date."""
+
+    def take(self) -> RunSpec | None:
+        """The next run to start; ``None`` when none can start before a running one finishes, or none is left."""
+        ...
+
+    def __iter__(self) -> Iterator[RunSpec]:
+        """``take()`` until it gives ``None``: what an executor that runs one at a time iterates over."""
+        ...
+
+    def __len__(self) -> int:
+        """At most how many runs it will give (to size a process pool)."""
+        ...
+
+
+#: What an executor runs: a list decided in advance, or a feed decided as results arrive.
+Runs = Sequence[RunSpec] | RunFeed
+
+
+def _source(runs: Runs) -> Callable[[], RunSpec | None]:
+    """The next run of ``runs`` each call, ``None`` when it has none to start now."""
+    if isinstance(runs, RunFeed):
+        return runs.take
+    queue = list(runs)
+    return lambda: queue.pop(0) if queue else None
+
+
 class Executor(Protocol):
-    def map(self, runs: Sequence[RunSpec], data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
+    def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         """Execute the ``runs`` that ``claim`` grants, yielding each result as it arrives."""
         ...
 
@@ -28,7 +59,7 @@ class LocalExecutor:
     def __init__(self, *, progress: bool = False) -> None:
         self.progress = progress
 
-    def map(self, runs: Sequence[RunSpec], data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
+    def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         for run in runs:
             ctx = claim(run)
             if ctx is not None:
@@ -84,7 +115,7 @@ class PoolExecutor:
     def __init__(self, *, progress: bool = False, workers: int | None = None, threads: int | None = None) -> None:
         self.workers, self.threads = workers, threads
 
-    def map(self, runs: Sequence[RunSpec], data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
+    def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         import concurrent.futures as cf
 
         import torch.multiprocessing as tmp
@@ -99,12 +130,11 @@ class PoolExecutor:
         with cf.ProcessPoolExecutor(max_workers=procs, mp_context=mp, initializer=_init_pool_worker,
                                     initargs=(data, shared_interrupt, threads)) as pool:
             pending: dict[cf.Future[RunResult], RunSpec] = {}
-            queue = list(runs)
+            next_run = _source(runs)
             local_interrupt = None
-            while queue or pending:
+            while True:
                 # Claim only as many runs as there are free workers, so the others stay free for another process.
-                while queue and len(pending) < procs:
-                    run = queue.pop(0)
+                while len(pending) < procs and (run := next_run()) is not None:
                     ctx = claim(run)
                     if ctx is None:
                         continue
@@ -116,7 +146,7 @@ class PoolExecutor:
                 done, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 if local_interrupt is not None and local_interrupt.is_set():
                     shared_interrupt.set()
-                    queue.clear()
+                    next_run = lambda: None  # noqa: E731 - start nothing more
                 for fut in done:
                     run = pending.pop(fut)
                     try:
@@ -156,7 +186,7 @@ class RayExecutor:
                  gpus_per_run: float = 0.0, max_retries: int = 2) -> None:
         self.address, self.cpus, self.gpus, self.max_retries = address, cpus_per_run, gpus_per_run, max_retries
 
-    def map(self, runs: Sequence[RunSpec], data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
+    def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         try:
             import ray
         except ImportError:
@@ -171,12 +201,20 @@ class RayExecutor:
             task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries)(_ray_task)
             data_ref = ray.put(data)
             pending: dict[object, tuple[RunSpec, RunContext]] = {}
-            for run in runs:
-                ctx = claim(run)
-                if ctx is not None:
-                    # A threading.Event cannot travel to another process; the driver cancels tasks instead.
-                    remote_ctx = dataclasses.replace(ctx, interrupt=None)
-                    pending[task.remote(run, data_ref, remote_ctx)] = (run, ctx)
+            next_run = _source(runs)
+            # A list is submitted at once; a feed only as far as the cluster has room, so it decides late.
+            room = max(1, int(ray.cluster_resources().get("CPU", 1) // max(self.cpus, 1e-9))) \
+                if isinstance(runs, RunFeed) else None
+
+            def submit() -> None:
+                while (room is None or len(pending) < room) and (run := next_run()) is not None:
+                    ctx = claim(run)
+                    if ctx is not None:
+                        # A threading.Event cannot travel to another process; the driver cancels tasks instead.
+                        remote_ctx = dataclasses.replace(ctx, interrupt=None)
+                        pending[task.remote(run, data_ref, remote_ctx)] = (run, ctx)
+
+            submit()
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 interrupt = next(iter(pending.values()))[1].interrupt
@@ -193,6 +231,7 @@ class RayExecutor:
                     except Exception as e:  # the task failed beyond its retries
                         result = RunResult(status="failed", error=f"{type(e).__name__}: {e}")
                     yield run, result
+                submit()
         finally:
             if started_here:
                 ray.shutdown()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +23,9 @@ from lineup.spec import RunSpec, Setting, Study, expand, resolve_entry, resolve_
 from lineup.store import FINISHED, LEASE_SECONDS, Store, owner_id
 from lineup.study.executors import EXECUTORS, Executor
 from lineup.study.worker import CHECKPOINT, FINAL_WEIGHTS, RunContext, RunResult
+
+if TYPE_CHECKING:
+    from lineup.study.search import SearchSummary
 
 
 @dataclass
@@ -46,6 +51,8 @@ def prepare(study: Study) -> Plan:
     if study.decomposition is not None:
         check_data(study.decomposition, datas, file=study.source)
     runs = expand(study, data_version={name: d.version for name, d in datas.items()})
+    if study.search is not None and not study.search.fixed:  # tuned only: the searches decide what trains
+        runs = []
     return Plan(study=study, datas=datas, runs=runs)
 
 
@@ -59,6 +66,7 @@ class StudyOutcome:
     skipped: list[RunSpec]
     taken_elsewhere: list[RunSpec] = field(default_factory=list)  # held by another live process
     interrupted: bool = False
+    searches: list[SearchSummary] = field(default_factory=list)  # each model's search, for a tuned study
 
 
 def load_data(study: Study, setting: Setting | None = None) -> DataBundle:
@@ -202,7 +210,8 @@ def _stop_on_signals(interrupt: threading.Event) -> Iterator[None]:
 
 def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "local", progress: bool | None = None,
               rerun_failed: bool = True, checkpoint_every_s: float = 60.0,
-              executor_options: dict[str, object] | None = None) -> StudyOutcome:
+              executor_options: dict[str, object] | None = None,
+              log: Callable[[str], None] | None = None) -> StudyOutcome:
     """Train every run of ``study`` that is not complete in ``store`` and store the results.
 
     Runs are claimed one at a time with a lease, so two processes working on the same study never train the
@@ -216,6 +225,7 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
         rerun_failed: train runs that failed before again (diverged runs are finished results and are kept).
         checkpoint_every_s: seconds between checkpoints inside an epoch.
         executor_options: keyword arguments of the executor named by ``executor`` (e.g. Ray's ``address``).
+        log: called with a line of progress for every finished search trial and search (a tuned study).
     """
     if progress is None:
         progress = sys.stderr.isatty()
@@ -235,8 +245,9 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
     interrupt = threading.Event()
     trained: list[tuple[RunSpec, RunResult]] = []
     taken_elsewhere: list[RunSpec] = []
+    tuned = study.search is not None and study.search.tuned
     bar = None
-    if progress and todo:
+    if progress and (todo or tuned):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"{study.name}: runs", unit="run", position=0, dynamic_ncols=True)
@@ -273,7 +284,13 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
                         yield from executor.map(ready, data, claim=claim)
 
         try:
-            for run, result in results():
+            searched: Iterator[tuple[RunSpec, RunResult]] = iter(())
+            if tuned:  # then each model's search, and its best configuration over the seeds
+                from lineup.study.search import run_searches
+
+                searched = run_searches(plan, store, executor, claim=claim, interrupt=interrupt,
+                                        log=log or (lambda line: None))
+            for run, result in chain(results(), searched):
                 if result.status == "interrupted":
                     store.mark_interrupted(run.hash)
                 elif result.status == "failed":
@@ -284,12 +301,18 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
                 heartbeat.held.discard(run.hash)
                 trained.append((run, result))
                 if bar is not None:
+                    bar.total = max(bar.total, bar.n + 1)  # search trials are decided as results arrive
                     bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
+    searches = []
+    if tuned:
+        from lineup.study.search import summarize_searches
+
+        searches = summarize_searches(plan, store)
     return StudyOutcome(study=study, runs=runs, trained=trained, skipped=skipped, taken_elsewhere=taken_elsewhere,
-                        interrupted=interrupt.is_set())
+                        interrupted=interrupt.is_set(), searches=searches)
 
 
 def _remove_checkpoints(folder: Path) -> None:

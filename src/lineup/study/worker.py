@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from lineup.models.capture import record_representations
 from lineup.spec import RunSpec
 from lineup.store import FEATURES, Failure
 from lineup.study.known import GRID_SPLIT, known_distribution_results
+from lineup.study.latent import has_latent_space, latent_results
 from lineup.train import (
     Callback,
     Checkpoint,
@@ -46,12 +47,15 @@ from lineup.train import (
 )
 from lineup.train.augment import Augmentation
 
+if TYPE_CHECKING:
+    from lineup.search.pruning import PruningContext
+
 
 @dataclass
 class RunResult:
     """What a finished run hands back to the store."""
 
-    status: str  # complete | diverged | failed | interrupted
+    status: str  # complete | diverged | failed | interrupted | pruned (a search trial stopped early)
     summary: dict[str, Any] = field(default_factory=dict)
     histories: dict[str, History] = field(default_factory=dict)  # "train", and "refit" when refitted
     evaluations: dict[str, Evaluation] = field(default_factory=dict)  # "train", "val", "test", "test_refit"
@@ -159,12 +163,14 @@ class RunContext:
         interrupt: set to ask the run to stop after its current step and checkpoint.
         checkpoint_every_s: seconds between checkpoints inside an epoch (epoch ends always checkpoint).
         init_weights: the ``final.pt`` of the run named by the spec's ``init`` (required when it has one).
+        pruning: for a search trial, the trials it is judged against after each epoch (``lineup.search.pruning``).
     """
 
     artifact_dir: Path | None = None
     interrupt: threading.Event | None = None
     checkpoint_every_s: float = 60.0
     init_weights: Path | None = None  # final weights of the run that this one starts from (spec key "init")
+    pruning: PruningContext | None = None  # set by the search driver for its trials (spec key "trial")
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -192,6 +198,12 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
                                        min_delta=es["min_delta"], restore_best=es["restore_best"]))
     if progress:
         callbacks.append(ProgressBar(f"{run.label} s{run.seed}" + (" refit" if refit_epochs else "")))
+    pruner = None
+    if ctx.pruning is not None and refit_epochs is None:  # a search trial: stopped early when it looks poor
+        from lineup.search.pruning import PruneCallback
+
+        pruner = PruneCallback(ctx.pruning)
+        callbacks.append(pruner)
     resume = None
     if ctx.artifact_dir is not None:
         path = ctx.artifact_dir / (CHECKPOINT if refit_epochs is None else "checkpoint-refit.pt")
@@ -214,6 +226,9 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
     info = {"epochs_trained": state.epoch, "stop_reason": state.stop_reason or "max epochs",
             "best_epoch": state.restored_epoch or state.epoch, "diverged": state.diverged,
             "diverged_step": state.diverged_step, "objective": objective.name}
+    if pruner is not None:
+        info["trial"] = {"number": ctx.pruning.number, "pruned": pruner.pruned,  # type: ignore[union-attr]
+                         "system_attrs": pruner.system_attrs()}
     return model, objective, state, info
 
 
@@ -244,6 +259,19 @@ def execute_run(run: RunSpec, data: DataBundle, *, progress: bool = False,
     except Exception as e:  # a failed run is recorded and the study goes on
         result = RunResult(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
     result.wall_time = time.perf_counter() - t0
+    return result
+
+
+def _trial_result(result: RunResult, model: LineupModel, objective: Any, data: DataBundle, device: torch.device,
+                  batch_size: int) -> RunResult:
+    """Finish a search trial: its training and validation scores, and ``pruned`` if the pruner stopped it. No test
+    evaluation, predictions, embeddings or weights: the search must not see the test split, and keeps little."""
+    for name, split in (("train", data.train), ("val", data.val)):
+        ev = evaluate(model, objective, split, data.normalization, device=device, batch_size=batch_size)
+        result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
+        result.summary.update({f"{name}_{part}": v for part, v in ev.parts.items()})
+    if result.summary.get("trial", {}).get("pruned"):
+        result.status = "pruned"
     return result
 
 
@@ -278,10 +306,13 @@ def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext)
         result.summary["last_finite"] = finite[-1] if finite else {}
         return result
     norm, ebs = data.normalization, cfg["eval_batch_size"]
+    if "trial" in run.spec:  # a search trial is judged on validation only: the test split stays unseen
+        return _trial_result(result, model, objective, data, device, ebs)
     for name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
         ev = evaluate(model, objective, split, norm, device=device, batch_size=ebs)
         result.evaluations[name] = ev
         result.summary[f"{name}_acc"], result.summary[f"{name}_loss"] = ev.acc, ev.loss
+        result.summary.update({f"{name}_{part}": v for part, v in ev.parts.items()})  # e.g. test_reconstruction
     if data.distribution is not None:  # measured here: the report reads the store and never draws data
         known, grid = known_distribution_results(model, objective, data, result.evaluations["test"], device=device,
                                                  batch_size=ebs)
@@ -292,6 +323,9 @@ def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext)
     rows = embedding_rows(len(data.test))
     features, layers = _features(model, data, rows, device, ebs)
     result.embeddings["test"], result.layers["test"] = (data.test.index[rows].numpy(), features), layers
+    if has_latent_space(model):  # autoencoders, VAEs: their code read by an SVM and clusterings, beside the pixels'
+        result.summary.update(latent_results(model, data, device=device, batch_size=ebs, seed=run.seed,
+                                             artifact_dir=ctx.artifact_dir))
     # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
     del result.evaluations["train"]
     if run.spec["protocol"]["refit"]:
