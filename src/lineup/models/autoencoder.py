@@ -342,6 +342,23 @@ class Autoencoder(LineupModel):
         return stage_layers(self.encoder)
 
 
+def encoder_decoder(kind: str, input_shape: InputShape, latent_dim: int, widths: tuple[int, ...], width: float, *,
+                    activation: Activation, negative_slope: float, batch_norm: bool
+                    ) -> tuple[nn.Module, int, nn.Module]:
+    """The mirrored encoder and decoder of a dense (``widths``: hidden units) or convolutional (``widths``:
+    channels per stage) latent model, widths scaled by ``width``: ``(encoder, its output width, decoder)``."""
+    name = "hidden" if kind == "dense" else "channels"
+    check_widths(name, widths, allow_empty=kind == "dense")
+    check_width(width)
+    widths = tuple(scale_widths(widths, width))
+    encode, decode = (dense_encoder, dense_decoder) if kind == "dense" else (conv_encoder, conv_decoder)
+    encoder, encoder_dim = encode(input_shape, widths, activation=activation, negative_slope=negative_slope,
+                                  batch_norm=batch_norm)
+    decoder = decode(latent_dim, input_shape, widths, activation=activation, negative_slope=negative_slope,
+                     batch_norm=batch_norm)
+    return encoder, encoder_dim, decoder
+
+
 class DenseAutoencoder(Autoencoder):
     """Fully connected autoencoder: flatten → hidden layers → code → hidden layers reversed → reshape.
 
@@ -375,13 +392,9 @@ class DenseAutoencoder(Autoencoder):
         width: float = 1.0,
     ) -> None:
         check_latent_options(latent_dim, likelihood, reconstruction_weight, "reconstruction_weight")
-        check_widths("hidden", hidden)
-        check_width(width)
-        hidden = scale_widths(hidden, width)
-        encoder, encoder_dim = dense_encoder(input_shape, hidden, activation=activation,
-                                             negative_slope=negative_slope, batch_norm=batch_norm)
-        decoder = dense_decoder(latent_dim, input_shape, hidden, activation=activation,
-                                negative_slope=negative_slope, batch_norm=batch_norm)
+        encoder, encoder_dim, decoder = encoder_decoder("dense", input_shape, latent_dim, hidden, width,
+                                                        activation=activation, negative_slope=negative_slope,
+                                                        batch_norm=batch_norm)
         super().__init__(input_shape, num_classes, encoder, encoder_dim, decoder, latent_dim=latent_dim,
                          likelihood=likelihood, reconstruction_weight=reconstruction_weight, supervised=supervised)
 
@@ -419,13 +432,9 @@ class ConvAutoencoder(Autoencoder):
         width: float = 1.0,
     ) -> None:
         check_latent_options(latent_dim, likelihood, reconstruction_weight, "reconstruction_weight")
-        check_widths("channels", channels, allow_empty=False)
-        check_width(width)
-        channels = scale_widths(channels, width)
-        encoder, encoder_dim = conv_encoder(input_shape, channels, activation=activation,
-                                            negative_slope=negative_slope, batch_norm=batch_norm)
-        decoder = conv_decoder(latent_dim, input_shape, channels, activation=activation,
-                               negative_slope=negative_slope, batch_norm=batch_norm)
+        encoder, encoder_dim, decoder = encoder_decoder("conv", input_shape, latent_dim, channels, width,
+                                                        activation=activation, negative_slope=negative_slope,
+                                                        batch_norm=batch_norm)
         super().__init__(input_shape, num_classes, encoder, encoder_dim, decoder, latent_dim=latent_dim,
                          likelihood=likelihood, reconstruction_weight=reconstruction_weight, supervised=supervised)
 

@@ -36,15 +36,12 @@ from torch import nn
 
 from lineup.errors import SpecError
 from lineup.models._base import InputShape, LineupModel
-from lineup.models._layers import Activation, check_width, check_widths, classifier_head, scale_widths
+from lineup.models._layers import Activation, classifier_head
 from lineup.models._registry import register_variant
 from lineup.models.autoencoder import (
     Likelihood,
     check_latent_options,
-    conv_decoder,
-    conv_encoder,
-    dense_decoder,
-    dense_encoder,
+    encoder_decoder,
     stage_layers,
 )
 
@@ -269,13 +266,9 @@ class DenseVAE(VAE):
         width: float = 1.0,
     ) -> None:
         check_latent_options(latent_dim, likelihood, elbo_weight, "elbo_weight")
-        check_widths("hidden", hidden)
-        check_width(width)
-        hidden = scale_widths(hidden, width)
-        encoder, encoder_dim = dense_encoder(input_shape, hidden, activation=activation,
-                                             negative_slope=negative_slope, batch_norm=batch_norm)
-        decoder = dense_decoder(latent_dim, input_shape, hidden, activation=activation,
-                                negative_slope=negative_slope, batch_norm=batch_norm)
+        encoder, encoder_dim, decoder = encoder_decoder("dense", input_shape, latent_dim, hidden, width,
+                                                        activation=activation, negative_slope=negative_slope,
+                                                        batch_norm=batch_norm)
         super().__init__(input_shape, num_classes, encoder, encoder_dim, decoder, latent_dim=latent_dim,
                          likelihood=likelihood, decoder_std=decoder_std, beta=beta, elbo_weight=elbo_weight,
                          supervised=supervised)
@@ -318,13 +311,9 @@ class ConvVAE(VAE):
         width: float = 1.0,
     ) -> None:
         check_latent_options(latent_dim, likelihood, elbo_weight, "elbo_weight")
-        check_widths("channels", channels, allow_empty=False)
-        check_width(width)
-        channels = scale_widths(channels, width)
-        encoder, encoder_dim = conv_encoder(input_shape, channels, activation=activation,
-                                            negative_slope=negative_slope, batch_norm=batch_norm)
-        decoder = conv_decoder(latent_dim, input_shape, channels, activation=activation,
-                               negative_slope=negative_slope, batch_norm=batch_norm)
+        encoder, encoder_dim, decoder = encoder_decoder("conv", input_shape, latent_dim, channels, width,
+                                                        activation=activation, negative_slope=negative_slope,
+                                                        batch_norm=batch_norm)
         super().__init__(input_shape, num_classes, encoder, encoder_dim, decoder, latent_dim=latent_dim,
                          likelihood=likelihood, decoder_std=decoder_std, beta=beta, elbo_weight=elbo_weight,
                          supervised=supervised)
