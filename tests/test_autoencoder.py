@@ -3,8 +3,6 @@ objective (``reconstruction``) through the ordinary fit loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,14 +19,7 @@ from lineup.train.objectives import batch_loss
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 40, 40), (1, 64, 64), (1, 7, 9), (1, 1, 2)]
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    # The models are tiny; on a shared machine extra intra-op threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_one_thread")  # seed 0, one torch thread (conftest.py)
 
 
 def grads(model: nn.Module) -> dict[str, torch.Tensor | None]:
