@@ -16,6 +16,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_stacked.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
