@@ -19,7 +19,7 @@ from lineup.models import (
 )
 from lineup.models._layers import ACTIVATIONS
 from lineup.models.lenet import LeNet
-from lineup.train import create_objective
+from lineup.train import OptimConfig, create_objective
 from lineup.train.objectives import batch_loss
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 40, 40), (1, 64, 64)]
@@ -84,8 +84,14 @@ def test_forward_backward_and_features(name: str, shape: tuple[int, int, int]) -
     assert logits.shape == (4, out_dim)
     assert torch.isfinite(logits).all()
 
+    objective = create_objective(model.default_objective)
     if getattr(model, "fits_without_gradients", False):  # a scikit-learn estimator: nothing to differentiate
         assert not list(model.parameters())
+    elif callable(getattr(objective, "train_step", None)):
+        # An objective that owns its optimisation step (a GAN's, with one optimiser per network): after one step
+        # every parameter holds the gradient of its own network's update.
+        trained = objective.train_step(model, objective.configure_optimizers(model, OptimConfig()), x, y)
+        assert trained.outputs.shape == (4, k) and torch.isfinite(trained.loss)
     else:
         torch.manual_seed(1)  # the same random draws (dropout, a VAE's z) for the loop's loss and the written-out one
         trained = batch_loss(create_objective(model.default_objective), model, x, y)

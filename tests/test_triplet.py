@@ -107,7 +107,7 @@ def test_contrastive_encoder_embeds_on_the_unit_sphere() -> None:
     z = model.forward_features(x)
     assert z.shape == (5, 16) and model.feature_dim == 16
     torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
-    torch.testing.assert_close(model(x), model.head.fc(z))
+    torch.testing.assert_close(model(x), model.head.fc(model.logit_scale * z))
     assert list(model.representation_layers()) == ["conv1", "conv2", "conv3"]
 
 

@@ -5,8 +5,8 @@
 >>> resnet = create_model("resnet18", (3, 32, 32), 10, params=200_000)  # the width that gives ~200k parameters
 """
 
-# Imported so that their models register (gan has none: a GAN is not a classifier the fit loop can train).
-from lineup.models import autoencoder, contrastive, estimators, lenet, linear, mlp, resnet, unet, vae, vgg  # noqa: F401
+# Imported so that their models register.
+from lineup.models import autoencoder, contrastive, estimators, gan, lenet, linear, mlp, resnet, unet, vae, vgg  # noqa: F401
 from lineup.models._base import InputShape, LineupModel
 from lineup.models._registry import (
     create_model,

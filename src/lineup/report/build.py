@@ -21,7 +21,9 @@ from lineup.report.collect import StudyData, collect
 from lineup.report.decomposition import decomposition_section
 from lineup.report.document import Block, Section, Table, markdown_table, para, to_markdown
 from lineup.report.evidence import gather
+from lineup.report.generative import generative_section
 from lineup.report.latent import latent_section
+from lineup.report.probes import probes_section
 from lineup.report.search import search_sections
 from lineup.report.summary import summary_section
 from lineup.store import STATUSES, Store
@@ -71,7 +73,9 @@ def build_report(store: Store, study: str, out_dir: str | Path | None = None, *,
         sec.accuracy_section(data, ev),
         decomposition_section(data, save), sec.dynamics_section(data, ev, save), sec.per_class_section(data, ev, save),
         sec.confusion_section(data, ev, save), sec.failures_section(data, save),
-        sec.representations_section(ev, save), latent_section(data, save), sec.settings_section(data, ev, save),
+        sec.representations_section(ev, save), probes_section(data, save), latent_section(data, save),
+        generative_section(data, save),
+        sec.settings_section(data, ev, save),
         sec.runs_section(data)]
     sections = [s for p in parts if p is not None for s in (p if isinstance(p, list) else [p])]
 

@@ -26,7 +26,8 @@ class RunData:
     # data with a known distribution and two inputs: the model's predictions on the grid of its summary's "grid",
     # labelled with the Bayes classifier's decisions there (see lineup.study.known)
     grid: Predictions | None = None
-    # a model with a latent space: the PNG mosaics its run wrote (summary "latent_images"), by kind
+    # a model with a latent space or a GAN: the PNG mosaics its run wrote (summary "latent_images", "gan_images"),
+    # by kind
     images: dict[str, bytes] = field(default_factory=dict)
 
     @property
@@ -137,7 +138,8 @@ def collect(store: Store, study: str) -> StudyData:
             run.predictions = store.predictions(rec.hash, "test")
             run.embedding = store.embeddings(rec.hash, "test")
             run.layers = store.layer_embeddings(rec.hash, "test")
-            for kind, file in (rec.summary.get("latent_images") or {}).items():
+            images = {**(rec.summary.get("latent_images") or {}), **(rec.summary.get("gan_images") or {})}
+            for kind, file in images.items():
                 path = store.artifact_dir(rec.hash) / Path(file).name  # a bare name: never outside the run's folder
                 if path.is_file():
                     run.images[kind] = path.read_bytes()

@@ -28,8 +28,10 @@ from lineup.models import LineupModel, create_model, summarize
 from lineup.models.capture import record_representations
 from lineup.spec import RunSpec
 from lineup.store import FEATURES, Failure
+from lineup.study.generative import generative_results, has_generator, input_range, sample_grids
 from lineup.study.known import GRID_SPLIT, known_distribution_results
 from lineup.study.latent import has_latent_space, latent_results
+from lineup.study.probe import PROBE_TRAIN_EXAMPLES, has_probe, probe_results
 from lineup.train import (
     Callback,
     Checkpoint,
@@ -185,12 +187,15 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
     if "init" in spec:
         _start_from(model, spec["init"]["run"], ctx.init_weights)
     model = model.to(device)
+    if has_generator(model):  # a GAN draws images in the value range of the normalised training images
+        model.set_input_range(*input_range(data.train, data.normalization))  # type: ignore[operator]
     objective = create_objective(model.default_objective if cfg["objective"] == "auto" else cfg["objective"])
     if getattr(model, "fits_without_gradients", False):  # a scikit-learn estimator: fitted at once, no steps
         return _fit_at_once(run, model, objective, data, device, refit=refit_epochs is not None)
-    optimizer = build_optimizer(model.parameters(), OptimConfig(
-        name=cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
-        weight_decay_mode=cfg["weight_decay_mode"]))
+    optim_cfg = OptimConfig(name=cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"],
+                            weight_decay=cfg["weight_decay"], weight_decay_mode=cfg["weight_decay_mode"])
+    configure = getattr(objective, "configure_optimizers", None)  # an objective that owns its step (a GAN's)
+    optimizer = configure(model, optim_cfg) if callable(configure) else build_optimizer(model.parameters(), optim_cfg)
     callbacks: list[Callback] = [DivergenceGuard(every=1 if device.type == "cpu" else 50)]
     es = cfg.get("early_stopping")
     if es and refit_epochs is None:
@@ -204,6 +209,8 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
 
         pruner = PruneCallback(ctx.pruning)
         callbacks.append(pruner)
+    if has_generator(model) and ctx.artifact_dir is not None and refit_epochs is None:
+        callbacks.append(sample_grids(data, cfg["epochs"], ctx.artifact_dir))
     resume = None
     if ctx.artifact_dir is not None:
         path = ctx.artifact_dir / (CHECKPOINT if refit_epochs is None else "checkpoint-refit.pt")
@@ -323,9 +330,15 @@ def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext)
     rows = embedding_rows(len(data.test))
     features, layers = _features(model, data, rows, device, ebs)
     result.embeddings["test"], result.layers["test"] = (data.test.index[rows].numpy(), features), layers
+    if has_probe(model):  # every learned representation read by the same linear probe, on frozen features
+        result.summary.update(probe_results(model, data, embedding_rows(len(data.train), PROBE_TRAIN_EXAMPLES),
+                                            device=device, batch_size=ebs))
     if has_latent_space(model):  # autoencoders, VAEs: their code read by an SVM and clusterings, beside the pixels'
         result.summary.update(latent_results(model, data, device=device, batch_size=ebs, seed=run.seed,
                                              artifact_dir=ctx.artifact_dir))
+    if has_generator(model):  # GANs: per-step losses, sample grids, and two distances of samples to test images
+        result.summary.update(generative_results(model, data, state.history.step_parts, device=device,
+                                                 batch_size=ebs, seed=run.seed, artifact_dir=ctx.artifact_dir))
     # Train predictions are only needed for the accuracy above; storing them would dwarf the rest.
     del result.evaluations["train"]
     if run.spec["protocol"]["refit"]:

@@ -4,7 +4,10 @@ Pseudo-code of ``fit`` (the engine never knows which model it trains)::
 
     for epoch in range(max_epochs):
         for x, y in batches(train, order=epoch_order(seed, epoch)):
-            loss, logits, parts = batch_loss(objective, model, x, y); backward; record grad norm; optimizer.step()
+            if objective has train_step:   # it owns its optimisation (a GAN's several networks and optimisers)
+                loss, logits, parts = objective.train_step(model, optimizer, x, y); record grad norm
+            else:
+                loss, logits, parts = batch_loss(objective, model, x, y); backward; record grad norm; optimizer.step()
         metrics = running train loss/acc/parts + evaluate(model, val)
         history.append(metrics); callbacks.on_epoch_end(...)   # early stopping, divergence guard
         if state.should_stop: break
@@ -18,7 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,17 +36,34 @@ from lineup.train.objectives import Objective, batch_loss
 
 @dataclass
 class History:
-    """Plain-data training history (after skorch/Keras): per-epoch dicts and every step's loss."""
+    """Plain-data training history (after skorch/Keras): per-epoch dicts, every step's loss, and every step's value
+    of each of the objective's terms (``step_parts[name][i]`` belongs to step ``i + 1``)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
+    step_parts: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "step_loss": self.step_loss}
+        return {"epochs": self.epochs, "step_loss": self.step_loss, "step_parts": self.step_parts}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> History:
-        return History(epochs=list(d["epochs"]), step_loss=list(d["step_loss"]))
+        return History(epochs=list(d["epochs"]), step_loss=list(d["step_loss"]),
+                       step_parts={k: list(v) for k, v in d.get("step_parts", {}).items()})
+
+
+class OptimizerLike(Protocol):
+    """What the loop needs of an optimiser: a ``torch.optim.Optimizer``, or a group of them that an objective with
+    its own ``train_step`` builds (``lineup.train.adversarial.OptimizerGroup``)."""
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]: ...
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -56,7 +76,7 @@ class TrainState:
     """
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: OptimizerLike
     history: History
     max_epochs: int
     steps_per_epoch: int
@@ -234,7 +254,7 @@ def _grad_norm(params: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
-def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, train: Split,
+def fit(model: nn.Module, objective: Objective, optimizer: OptimizerLike, train: Split,
         norm: Normalization, *, epochs: int, batch_size: int, seed: int, device: torch.device,
         val: Split | None = None, eval_batch_size: int = 1024, callbacks: Sequence[Callback] = (),
         resume: dict[str, Any] | None = None, interrupt: threading.Event | None = None,
@@ -243,8 +263,11 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
 
     Args:
         model: on ``device`` already.
-        objective: maps outputs to a loss and to class probabilities.
-        optimizer: over ``model``'s parameters.
+        objective: maps outputs to a loss and to class probabilities. One with ``train_step(model, optimizer, x,
+            y) -> BatchLoss`` does its own backward passes and optimiser steps, and the loop records the norm of
+            the gradients the parameters hold after it (each parameter's last one).
+        optimizer: over ``model``'s parameters; for an objective with ``train_step``, what its
+            ``configure_optimizers`` built.
         train: training examples; shuffled per epoch as a pure function of ``(seed, epoch)``.
         norm: normalisation applied to each batch.
         epochs: maximum number of epochs.
@@ -263,6 +286,7 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
             ``(seed, step)``.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    train_step = getattr(objective, "train_step", None)
     base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
     state = TrainState(model=model, optimizer=optimizer, history=History(), max_epochs=epochs,
                        steps_per_epoch=num_batches(len(train), batch_size), callbacks=callbacks)
@@ -289,13 +313,17 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
                 factor = lr_factor(lr_schedule, state.step, epochs * state.steps_per_epoch)
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
-            loss, out, parts = batch_loss(objective, model, x, y)
+            if train_step is not None:  # the objective does its own backward passes and optimiser steps
+                loss, out, parts = train_step(model, optimizer, x, y)
+            else:
+                loss, out, parts = batch_loss(objective, model, x, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             for k, v in parts.items():
                 state.epoch_parts.setdefault(k, []).append(v)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             state.epoch_norms.append(_grad_norm(params))
-            optimizer.step()
+            if train_step is None:
+                optimizer.step()  # type: ignore[attr-defined]
             with torch.no_grad():
                 state.epoch_correct += (objective.predict_proba(out).argmax(1) == y).sum()
             state.epoch_losses.append(loss.detach())
@@ -312,6 +340,8 @@ def fit(model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer
             break
         step_losses = torch.stack(state.epoch_losses).float().cpu()
         state.history.step_loss.extend(step_losses.tolist())
+        for k, v in state.epoch_parts.items():
+            state.history.step_parts.setdefault(k, []).extend(torch.stack(v).float().cpu().tolist())
         seen = min(state.step_in_epoch * batch_size, len(train))
         metrics: dict[str, float] = {
             "epoch": state.epoch + 1,  # epochs completed, so 1 is the first

@@ -4,7 +4,8 @@
   which says which latent dimensions a trained VAE still uses.
 - GAN losses: the non-saturating loss of Goodfellow et al. (2014, arXiv:1406.2661), the Wasserstein critic and
   generator losses with weight clipping (Arjovsky, Chintala & Bottou, 2017, arXiv:1701.07875) and the gradient
-  penalty (Gulrajani et al., 2017, arXiv:1704.00028); ``gan_step`` and ``wgan_step`` run one full step.
+  penalty (Gulrajani et al., 2017, arXiv:1704.00028); ``gan_step`` and ``wgan_step`` run one full step
+  (``gan_update`` and ``wgan_update`` are the same steps with their logs left as tensors on the device).
 - ``triplet_loss`` with random or batch-hard mining (Schroff et al., 2015, arXiv:1503.03832; Hermans, Beyer &
   Leibe, 2017, arXiv:1703.07737).
 
@@ -13,15 +14,17 @@ All losses are batch means of per-example terms, so they do not change scale wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lineup.models.autoencoder import Likelihood
+from lineup.models.contrastive import Mining
 from lineup.models.vae import gaussian_kl, log_likelihood
 
 # ------------------------------------------------------------------------------------------------------------
@@ -209,6 +212,67 @@ def gradient_penalty(
     return (norm - 1).pow(2).mean()
 
 
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """``module``'s parameters out of autograd for a while: the generator's backward goes through the
+    discriminator without writing into its gradients, which keep those of the discriminator's own update."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+def _batches(real: torch.Tensor | Sequence[torch.Tensor], n: int) -> list[torch.Tensor]:
+    batches = [real] * n if isinstance(real, torch.Tensor) else list(real)
+    if n < 1 or len(batches) != n:
+        raise ValueError(f"need n_critic >= 1 and one real batch or n_critic of them, got n_critic={n} and "
+                         f"{len(batches)} batches")
+    return batches
+
+
+def gan_update(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    generator_optimizer: torch.optim.Optimizer,
+    discriminator_optimizer: torch.optim.Optimizer,
+    real: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    n_discriminator: int = 1,
+    rng: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """``gan_step`` with its logs as detached scalar tensors, which a training loop can keep on the device.
+
+    With ``n_discriminator = k`` the discriminator takes ``k`` steps, each on fresh noise, before the generator's
+    one (Goodfellow et al., 2014, Algorithm 1); ``real`` is then one batch for all of them or ``k`` batches. After
+    the call every parameter holds the gradient of its own last update (the discriminator's parameters are out of
+    autograd during the generator's backward).
+    """
+    batches = _batches(real, n_discriminator)
+    for batch in batches:
+        fake = generator.sample(len(batch), rng)  # type: ignore[operator]
+        discriminator_optimizer.zero_grad(set_to_none=True)
+        real_logits, fake_logits = discriminator(batch), discriminator(fake.detach())
+        d_loss = gan_discriminator_loss(real_logits, fake_logits)
+        d_loss.backward()
+        discriminator_optimizer.step()
+
+    generator_optimizer.zero_grad(set_to_none=True)
+    with _frozen(discriminator):
+        g_loss = gan_generator_loss(discriminator(fake))
+        g_loss.backward()
+    generator_optimizer.step()
+    return {
+        "discriminator_loss": d_loss.detach(),
+        "generator_loss": g_loss.detach(),
+        "d_real": torch.sigmoid(real_logits.detach()).mean(),
+        "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+    }
+
+
 def gan_step(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -236,23 +300,56 @@ def gan_step(
         ``discriminator_loss`` and ``generator_loss`` (nats), and ``d_real`` and ``d_fake``, the discriminator's
         mean probability that real and generated examples are real, before its update.
     """
-    fake = generator.sample(len(real), rng)  # type: ignore[operator]
-    discriminator_optimizer.zero_grad(set_to_none=True)
-    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
-    d_loss = gan_discriminator_loss(real_logits, fake_logits)
-    d_loss.backward()
-    discriminator_optimizer.step()
+    logs = gan_update(generator, discriminator, generator_optimizer, discriminator_optimizer, real, rng=rng)
+    return {k: v.item() for k, v in logs.items()}
+
+
+def wgan_update(
+    generator: nn.Module,
+    critic: nn.Module,
+    generator_optimizer: torch.optim.Optimizer,
+    critic_optimizer: torch.optim.Optimizer,
+    real: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    n_critic: int = 5,
+    clip: float | None = 0.01,
+    gp_weight: float = 0.0,
+    rng: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """``wgan_step`` with its logs as detached scalar tensors, which a training loop can keep on the device.
+
+    After the call every parameter holds the gradient of its own last update (the critic's parameters are out of
+    autograd during the generator's backward).
+    """
+    batches = _batches(real, n_critic)
+    if clip is None and gp_weight == 0:
+        raise ValueError("a WGAN critic needs a Lipschitz constraint: give clip or gp_weight > 0")
+    penalty = torch.zeros((), device=batches[0].device)
+    for batch in batches:
+        with torch.no_grad():
+            fake = generator.sample(len(batch), rng)  # type: ignore[operator]
+        critic_optimizer.zero_grad(set_to_none=True)
+        real_scores, fake_scores = critic(batch), critic(fake)
+        c_loss = wgan_critic_loss(real_scores, fake_scores)
+        wasserstein = -c_loss.detach()
+        if gp_weight > 0:
+            penalty = gradient_penalty(critic, batch, fake, rng=rng)
+            c_loss = c_loss + gp_weight * penalty
+        c_loss.backward()
+        critic_optimizer.step()
+        if clip is not None:
+            clip_parameters_(critic, clip)
 
     generator_optimizer.zero_grad(set_to_none=True)
-    g_loss = gan_generator_loss(discriminator(fake))
-    g_loss.backward()
+    with _frozen(critic):
+        g_loss = wgan_generator_loss(critic(generator.sample(len(batches[-1]), rng)))  # type: ignore[operator]
+        g_loss.backward()
     generator_optimizer.step()
-    discriminator_optimizer.zero_grad(set_to_none=True)  # the generator's backward reached it too
     return {
-        "discriminator_loss": d_loss.item(),
-        "generator_loss": g_loss.item(),
-        "d_real": torch.sigmoid(real_logits).mean().item(),
-        "d_fake": torch.sigmoid(fake_logits).mean().item(),
+        "critic_loss": c_loss.detach(),
+        "gradient_penalty": penalty.detach(),
+        "wasserstein": wasserstein,
+        "generator_loss": g_loss.detach(),
     }
 
 
@@ -291,45 +388,13 @@ def wgan_step(
         ``wasserstein``, the critic's estimate ``E[f(x)] - E[f(G(z))]`` at that step before its update, and
         ``generator_loss``.
     """
-    batches = [real] * n_critic if isinstance(real, torch.Tensor) else list(real)
-    if n_critic < 1 or len(batches) != n_critic:
-        raise ValueError(f"need n_critic >= 1 and one real batch or n_critic of them, got n_critic={n_critic} and "
-                         f"{len(batches)} batches")
-    if clip is None and gp_weight == 0:
-        raise ValueError("a WGAN critic needs a Lipschitz constraint: give clip or gp_weight > 0")
-    penalty = torch.zeros(())
-    for batch in batches:
-        with torch.no_grad():
-            fake = generator.sample(len(batch), rng)  # type: ignore[operator]
-        critic_optimizer.zero_grad(set_to_none=True)
-        real_scores, fake_scores = critic(batch), critic(fake)
-        c_loss = wgan_critic_loss(real_scores, fake_scores)
-        wasserstein = -c_loss.detach()
-        if gp_weight > 0:
-            penalty = gradient_penalty(critic, batch, fake, rng=rng)
-            c_loss = c_loss + gp_weight * penalty
-        c_loss.backward()
-        critic_optimizer.step()
-        if clip is not None:
-            clip_parameters_(critic, clip)
-
-    generator_optimizer.zero_grad(set_to_none=True)
-    g_loss = wgan_generator_loss(critic(generator.sample(len(batches[-1]), rng)))  # type: ignore[operator]
-    g_loss.backward()
-    generator_optimizer.step()
-    critic_optimizer.zero_grad(set_to_none=True)
-    return {
-        "critic_loss": c_loss.item(),
-        "gradient_penalty": penalty.item(),
-        "wasserstein": wasserstein.item(),
-        "generator_loss": g_loss.item(),
-    }
+    logs = wgan_update(generator, critic, generator_optimizer, critic_optimizer, real, n_critic=n_critic, clip=clip,
+                       gp_weight=gp_weight, rng=rng)
+    return {k: v.item() for k, v in logs.items()}
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Triplets
-
-Mining = Literal["batch_hard", "random"]
 
 
 def pairwise_distances(embeddings: torch.Tensor) -> torch.Tensor:

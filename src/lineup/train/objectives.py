@@ -242,3 +242,61 @@ def _check_objective(objective: Objective, where: str) -> None:
     if bool((probs < 0).any()) or not torch.allclose(probs.sum(dim=1), torch.ones(4), atol=1e-4):
         raise TypeError(f"{where}: predict_proba(outputs) must return probabilities: non-negative rows that sum "
                         "to 1")
+
+
+@_objectives.register(name="triplet")
+class Triplet(CrossEntropy):
+    """Triplet margin loss on the embedding, plus a head fitted to it without moving it: metric learning.
+
+    ``triplet_loss(forward_features(x), y)`` with the model's ``margin`` and ``mining`` (``lineup.train.losses``;
+    Schroff et al., 2015; Hermans et al., 2017) trains the encoder. The head's cross-entropy is added on the
+    *detached* embedding, so the labels reach the head alone: the run's accuracy is that of a linear classifier
+    that followed the embedding while it moved, an online estimate. The linear probe the report compares is fitted
+    afterwards on the frozen embedding (``lineup.study.probe``). Logged terms: ``triplet`` and ``cross_entropy``.
+    In evaluation mode random mining draws from a generator seeded 0, so a validation loss is the same number
+    every time and evaluating never moves the training's random stream.
+    """
+
+    name = "triplet"
+
+    def model_loss(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
+        from lineup.train.losses import triplet_loss  # losses imports the models, which must not import train
+
+        _require(model, self.name, ("margin", "mining"), "metric-learning encoders (contrastive_encoder)")
+        embedding = model.forward_features(x)
+        generator = None if model.training else torch.Generator(device=x.device).manual_seed(0)
+        triplet = triplet_loss(embedding, y, margin=model.margin, mining=model.mining, generator=generator)
+        logits = model.forward_head(embedding.detach())
+        ce = F.cross_entropy(logits, y)
+        return BatchLoss(triplet + ce, logits, {"triplet": triplet.detach(), "cross_entropy": ce.detach()})
+
+
+@_objectives.register(name="gan")
+class GANObjective(CrossEntropy):
+    """Adversarial training of a GAN's two networks, plus a linear probe of the discriminator's features.
+
+    For ``lineup.models.gan.GAN`` (``dcgan``, ``wgan``, ``wgan_gp``): the objective owns the optimisation step, so
+    the fit loop calls ``train_step`` instead of its own backward and step, and the run builds the optimisers
+    with ``configure_optimizers`` (``lineup.train.adversarial``). The logged loss is the probe's cross-entropy on
+    the detached features; the adversarial terms are the logged parts (``generator_loss``, ``discriminator_loss``
+    or ``critic_loss`` and ``wasserstein`` ...), kept per step as well as per epoch.
+    """
+
+    name = "gan"
+
+    def configure_optimizers(self, model: Any, cfg: Any) -> Any:
+        from lineup.train import adversarial  # it imports the engine, which imports this module
+
+        _require(model, self.name, ("generator", "discriminator", "head", "sample"), "GANs (lineup.models.gan)")
+        return adversarial.configure_optimizers(model, cfg)
+
+    def train_step(self, model: Any, optimizer: Any, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
+        from lineup.train import adversarial
+
+        return adversarial.train_step(model, optimizer, x, y)
+
+    def model_loss(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
+        from lineup.train import adversarial
+
+        _require(model, self.name, ("generator", "discriminator", "head", "sample"), "GANs (lineup.models.gan)")
+        return adversarial.evaluation_loss(model, x, y)
