@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +99,26 @@ def test_plain_unet_cannot_take_resnet_weights() -> None:
     resnet = create_model("resnet18", (1, 28, 28), 2, width=0.125)
     with pytest.raises(SpecError, match='encoder = "resnet"'):
         unet.load_pretrained(resnet.state_dict(), "resnet18")
+
+
+def test_an_interrupted_source_leaves_the_runs_that_start_from_it_pending(tmp_path: Path) -> None:
+    # Interrupted while the source trains: the runs of the second wave were never reached, so they must stay
+    # pending (not failed) and train when the study is run again.
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.format(source="resnet18").replace("seeds = [0, 1]", "seeds = [0]")
+                     .replace("epochs = 2", "epochs = 200"))
+    store_dir = tmp_path / "store"
+    args = [sys.executable, "-m", "lineup", "run", str(study), "--store", str(store_dir), "--no-progress",
+            "--no-report", "--checkpoint-every", "0.1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not list(store_dir.glob("artifacts/*/*/checkpoint.pt")):
+        assert proc.poll() is None, "the study finished before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    with Store(store_dir) as store:
+        status = {r.label: r.status for r in store.runs("pretrained")}
+    assert status["resnet18"] == "interrupted", (status, out.decode())
+    assert status["unet-pretrained"] == "pending", (status, out.decode())

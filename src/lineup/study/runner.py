@@ -270,6 +270,8 @@ def run_study(study: Study | Plan, store: Store, *, executor: Executor | str = "
                 group = [r for r in todo if r.setting == name]
                 # Runs that start from another run's weights wait for that run: a second wave.
                 for wave in ([r for r in group if "init" not in r.spec], [r for r in group if "init" in r.spec]):
+                    if interrupt.is_set():  # runs not reached stay pending: nothing failed, the study resumes
+                        return
                     ready = []
                     for r in wave:
                         source = r.spec["init"]["run"] if "init" in r.spec else None
