@@ -15,10 +15,11 @@ fi
 
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     # Order matters: a plain `pip install torch` on Linux pulls a multi-GB CUDA build.
-    # 1. a wheel already on this machine (pip's find-links), 2. a CUDA build only where a GPU is,
+    # 1. a wheel already on this machine (pip's find-links; its dependencies come with the package install
+    #    below, from the configured indexes), 2. a CUDA build only where a GPU is,
     # 3. otherwise the CPU-only wheel from PyTorch's own index.
-    if $PIP install --no-index "torch==$TORCH_VERSION" 2>/dev/null; then
-        :
+    if $PIP install --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null; then
+        rm -f "$VENV/.lineup-installed"  # so that the install below brings torch's dependencies
     elif command -v nvidia-smi >/dev/null 2>&1; then
         $PIP install "torch==$TORCH_VERSION"
     else
