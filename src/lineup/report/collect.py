@@ -109,6 +109,16 @@ class StudyData:
         """The runs of one model, in the order of the study file."""
         return [r for r in self.runs if r.label == label]
 
+    def with_summary(self, key: str) -> dict[str, list[RunData]]:
+        """The complete runs whose summaries hold ``key``, by model label in file order, each model's by seed;
+        models with none are left out."""
+        out: dict[str, list[RunData]] = {}
+        for label in self.labels:
+            runs = sorted((r for r in self.of(label) if r.complete and key in r.record.summary), key=lambda r: r.seed)
+            if runs:
+                out[label] = runs
+        return out
+
 
 def collect(store: Store, study: str) -> StudyData:
     """Read the study's spec, runs, histories, test predictions, embeddings and failure cases."""

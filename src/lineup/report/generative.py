@@ -34,13 +34,7 @@ TERMS = (("discriminator_loss", "discriminator loss (GAN), nats"),
 
 def generative_runs(data: StudyData) -> dict[str, list[RunData]]:
     """The complete runs whose summaries hold sample distances, by model label in file order, by seed."""
-    out: dict[str, list[RunData]] = {}
-    for label in data.labels:
-        runs = sorted((r for r in data.of(label) if r.complete and "gan_steps" in r.record.summary),
-                      key=lambda r: r.seed)
-        if runs:
-            out[label] = runs
-    return out
+    return data.with_summary("gan_steps")
 
 
 def _cell(runs: list[RunData], key: str, digits: int = 3) -> str:

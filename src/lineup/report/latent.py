@@ -35,13 +35,7 @@ COMPARED = (("svm_acc", "linear SVM"), ("kmeans_acc", "k-means"), ("gmm_acc", "G
 
 def latent_runs(data: StudyData) -> dict[str, list[RunData]]:
     """The complete runs whose summaries hold latent read-outs, by model label in file order, by seed."""
-    out: dict[str, list[RunData]] = {}
-    for label in data.labels:
-        runs = sorted((r for r in data.of(label) if r.complete and "latent_svm_acc" in r.record.summary),
-                      key=lambda r: r.seed)
-        if runs:
-            out[label] = runs
-    return out
+    return data.with_summary("latent_svm_acc")
 
 
 def _values(runs: list[RunData], key: str) -> list[float]:
