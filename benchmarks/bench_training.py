@@ -11,7 +11,7 @@ Three comparisons, each configuration in a fresh process so that its peak memory
     one after the other in the notebook style.
 
 Only the ratios mean something across machines; absolute times vary by +-25% from run to run on small cloud
-machines. Usage: python benchmarks/bench_training.py [--quick] [--out benchmarks/results/NAME.json]
+machines. Usage: python benchmarks/bench_training.py [--quick] [--device cuda] [--out benchmarks/results/NAME.json]
 """
 
 from __future__ import annotations
@@ -42,23 +42,35 @@ def _fashion(train_size: int | None):  # type: ignore[no-untyped-def]
     return load("fashion-mnist", train_size=train_size, val_fraction=0.1)
 
 
-def child_engine(model_name: str, options: dict, batch: int, train_size: int | None) -> dict:
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def child_engine(model_name: str, options: dict, batch: int, train_size: int | None, device: str = "cpu",
+                 precision: str = "fp32") -> dict:
     import torch
 
     from lineup.models import create_model
+    from lineup.study.worker import resident
     from lineup.train import create_objective, fit
 
     data = _fashion(train_size)
+    dev = torch.device(device)
     torch.manual_seed(0)
-    model = create_model(model_name, data.input_shape, data.num_classes, **options)
+    model = create_model(model_name, data.input_shape, data.num_classes, **options).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     t0 = time.perf_counter()
-    fit(model, create_objective("cross_entropy"), opt, data.train, data.normalization, epochs=1, batch_size=batch,
-        seed=0, device=torch.device("cpu"))
+    train = resident(data.train, dev)  # as a study's worker holds it: timed, since it is part of the engine's way
+    fit(model, create_objective("cross_entropy"), opt, train, data.normalization, epochs=1, batch_size=batch,
+        seed=0, device=dev, precision=precision)
+    _sync(device)
     return {"seconds": time.perf_counter() - t0, "examples": len(data.train), "peak_mb": _peak_mb()}
 
 
-def child_notebook(model_name: str, options: dict, batch: int, train_size: int | None) -> dict:
+def child_notebook(model_name: str, options: dict, batch: int, train_size: int | None, device: str = "cpu") -> dict:
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
@@ -82,17 +94,19 @@ def child_notebook(model_name: str, options: dict, batch: int, train_size: int |
     order = epoch_order(len(labels), seed=0, epoch=0).tolist()  # the same batches as the engine
     loader = DataLoader(Images(), batch_size=batch, sampler=order)
     torch.manual_seed(0)
-    model = create_model(model_name, bundle.input_shape, bundle.num_classes, **options)
+    model = create_model(model_name, bundle.input_shape, bundle.num_classes, **options).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     t0 = time.perf_counter()
     running = 0.0
     for x, y in loader:
+        x, y = x.to(device), y.to(device)  # the notebook's way onto a GPU: one copy per batch
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         running += loss.item()
+    _sync(device)
     return {"seconds": time.perf_counter() - t0, "examples": len(labels), "peak_mb": _peak_mb()}
 
 
@@ -110,22 +124,28 @@ def child_flops(model_name: str, options: dict, batch: int) -> dict:
     return {"train_flops_per_example": counter.get_total_flops() / batch}
 
 
-def child_matmul_peak() -> dict:
+def child_matmul_peak(device: str = "cpu", dtype: str = "float32") -> dict:
     import torch
 
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    n = 2048 if device == "cpu" else 8192
+    a = torch.randn(n, n, device=device, dtype=getattr(torch, dtype))
+    b = torch.randn(n, n, device=device, dtype=getattr(torch, dtype))
     for _ in range(3):
         a @ b
+    _sync(device)
     reps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < 2.0:
         a @ b
         reps += 1
+        if reps % 10 == 0:
+            _sync(device)
+    _sync(device)
     return {"gflops": 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9, "threads": torch.get_num_threads()}
 
 
-def child_study(style: str, runs: int) -> dict:
-    """12 LeNet-5 runs, one epoch each: lineup's pool executor or a notebook loop run after run."""
+def child_study(style: str, runs: int, device: str = "cpu") -> dict:
+    """12 LeNet-5 runs, one epoch each: lineup's executor (the pool on a CPU, this process on a GPU, where runs
+    that can are stacked) or a notebook loop run after run."""
     import tempfile
 
     t0 = time.perf_counter()
@@ -133,18 +153,19 @@ def child_study(style: str, runs: int) -> dict:
         from lineup import Store, parse_study, run_study
 
         doc = {"study": {"name": "bench", "seeds": [0, 1, 2]}, "data": {"dataset": "fashion-mnist"},
-               "train": {"epochs": 1, "batch_size": 64, "eval_batch_size": 2048},
+               "train": {"epochs": 1, "batch_size": 64, "eval_batch_size": 2048, "device": device},
                "models": [{"name": "base", "model": "lenet5"},
                           {"name": "bn", "base": "base", "options": {"batch_norm": True}},
                           {"name": "leaky", "base": "base", "options": {"activation": "leaky_relu"}},
                           {"name": "dropout", "base": "base", "options": {"dropout": 0.5}}]}
         with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-            out = run_study(parse_study(doc), store, executor="pool", progress=False)
+            out = run_study(parse_study(doc), store, executor="pool" if device == "cpu" else "local",
+                            progress=False)
             assert len(out.trained) == runs and all(r.status == "complete" for _, r in out.trained)
     else:
         for i in range(runs):
             opts = [{}, {"batch_norm": True}, {"activation": "leaky_relu"}, {"dropout": 0.5}][i % 4]
-            child_notebook("lenet5", opts, 64, None)
+            child_notebook("lenet5", opts, 64, None, device)
     return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
 
 
@@ -168,50 +189,69 @@ RESNET_SMALL = {"width": 0.25}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer images per measurement (a smoke test)")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / f"{platform.node() or 'machine'}.json")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]; on a GPU the engine holds the data there and "
+                                                    "is also timed under bf16 autocast")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file (default: results/<machine>.json)")
     args = ap.parse_args()
+    gpu = args.device.startswith("cuda")
     lenet_n = 6000 if args.quick else None  # None: the full 54,000-image training split
-    resnet_n = 1000 if args.quick else 5000  # a small ResNet-9 is ~60x LeNet-5's FLOPs: a subset keeps it short
+    resnet_n = 1000 if args.quick else (None if gpu else 5000)  # ~60x LeNet-5's FLOPs: a subset keeps a CPU short
 
-    peak = _spawn("matmul")
+    peak = _spawn("matmul", args.device, "float32")
+    bf16_peak = _spawn("matmul", args.device, "bfloat16") if gpu else None
     rows = []
     for name, opts, n in (("lenet5", {}, lenet_n), ("resnet9", RESNET_SMALL, resnet_n)):
         flops = _spawn("flops", name, opts, 64)["train_flops_per_example"]
         for batch in (64, 256):
-            eng = _spawn("engine", name, opts, batch, n)
-            nb = _spawn("notebook", name, opts, batch, n)
+            eng = _spawn("engine", name, opts, batch, n, args.device)
+            nb = _spawn("notebook", name, opts, batch, n, args.device)
             gflops = flops * eng["examples"] / eng["seconds"] / 1e9
-            rows.append({"model": name, "options": opts, "batch": batch, "examples": eng["examples"],
-                         "engine_s": eng["seconds"], "notebook_s": nb["seconds"],
-                         "speedup": nb["seconds"] / eng["seconds"], "engine_gflops": gflops,
-                         "fraction_of_peak": gflops / peak["gflops"], "engine_peak_mb": eng["peak_mb"],
-                         "notebook_peak_mb": nb["peak_mb"]})
-    study = {}
+            row = {"model": name, "options": opts, "batch": batch, "examples": eng["examples"],
+                   "engine_s": eng["seconds"], "notebook_s": nb["seconds"],
+                   "speedup": nb["seconds"] / eng["seconds"], "engine_gflops": gflops,
+                   "fraction_of_peak": gflops / peak["gflops"], "engine_peak_mb": eng["peak_mb"],
+                   "notebook_peak_mb": nb["peak_mb"]}
+            if gpu:
+                bf = _spawn("engine", name, opts, batch, n, args.device, "bf16")
+                row.update(engine_bf16_s=bf["seconds"], bf16_speedup_over_fp32=eng["seconds"] / bf["seconds"])
+            rows.append(row)
+    study: dict[str, object] = {}
     if not args.quick:
-        lin = _spawn("study", "lineup", 12)
-        seq = _spawn("study", "notebook", 12)
-        study = {"lineup_s": lin["seconds"], "sequential_notebook_s": seq["seconds"],
-                 "speedup": seq["seconds"] / lin["seconds"], "lineup_peak_mb_driver": lin["peak_mb"]}
+        try:
+            lin = _spawn("study", "lineup", 12, args.device)
+            seq = _spawn("study", "notebook", 12, args.device)
+            study = {"lineup_s": lin["seconds"], "sequential_notebook_s": seq["seconds"],
+                     "speedup": seq["seconds"] / lin["seconds"], "lineup_peak_mb_driver": lin["peak_mb"]}
+        except subprocess.CalledProcessError as e:  # keep the epoch figures; say what broke
+            study = {"error": e.stderr[-2000:]}
+            print(f"the 12-run study failed:\n{e.stderr[-2000:]}", file=sys.stderr)
 
     import torch
 
+    name = torch.cuda.get_device_name(torch.device(args.device)) if gpu else f"cpu-{os.cpu_count()}core"
     result = {"machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "processor": platform.processor(), "torch": torch.__version__},
+                          "processor": platform.processor(), "torch": torch.__version__, "device": name},
               "matmul_peak_gflops": peak["gflops"], "epochs": rows, "study_12_runs": study}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    if bf16_peak is not None:
+        result["bf16_matmul_peak_gflops"] = bf16_peak["gflops"]
+    out = args.out or HERE / "results" / f"{name.replace(' ', '-').lower()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
 
-    print(f"fp32 matmul peak: {peak['gflops']:.0f} GFLOP/s ({peak['threads']} threads)")
+    print(f"on {name}: fp32 matmul peak {peak['gflops']:.0f} GFLOP/s ({peak['threads']} CPU threads)"
+          + (f", bf16 {bf16_peak['gflops']:.0f} GFLOP/s" if bf16_peak else ""))
     print(f"{'model':<8} {'batch':>5} {'images':>7} {'engine s':>9} {'notebook s':>11} {'speed-up':>9} "
-          f"{'GFLOP/s':>8} {'of peak':>8} {'MB engine':>10} {'MB notebook':>12}")
+          f"{'GFLOP/s':>8} {'of peak':>8} {'MB engine':>10} {'MB notebook':>12}"
+          + ("  bf16 s  bf16 gain" if gpu else ""))
     for r in rows:
         print(f"{r['model']:<8} {r['batch']:>5} {r['examples']:>7} {r['engine_s']:>9.2f} {r['notebook_s']:>11.2f} "
               f"{r['speedup']:>8.2f}x {r['engine_gflops']:>8.1f} {100 * r['fraction_of_peak']:>7.1f}% "
-              f"{r['engine_peak_mb']:>10.0f} {r['notebook_peak_mb']:>12.0f}")
-    if study:
-        print(f"12 LeNet-5 runs, 1 epoch each: lineup pool {study['lineup_s']:.1f} s, sequential notebook "
+              f"{r['engine_peak_mb']:>10.0f} {r['notebook_peak_mb']:>12.0f}"
+              + (f" {r['engine_bf16_s']:>7.2f} {r['bf16_speedup_over_fp32']:>8.2f}x" if gpu else ""))
+    if "speedup" in study:
+        print(f"12 LeNet-5 runs, 1 epoch each: lineup {study['lineup_s']:.1f} s, sequential notebook "
               f"{study['sequential_notebook_s']:.1f} s, speed-up {study['speedup']:.2f}x")
-    print(f"written: {args.out}")
+    print(f"written: {out}")
 
 
 if __name__ == "__main__":

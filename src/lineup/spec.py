@@ -99,6 +99,9 @@ class TrainSection:
     early_stopping: EarlyStoppingSection | None = opt(None, "stop when a metric stops improving (absent: never)")
     eval_batch_size: int = opt(1024, "examples per evaluation batch (no gradients, so larger is faster)", min=1)
     device: str = opt("auto", "auto (first CUDA device, else CPU), cpu, cuda or cuda:N")
+    precision: str = opt("fp32", "fp32, or bf16: training forward passes under bfloat16 autocast (weights, optimiser "
+                                 "and evaluation stay fp32); pays on GPUs, is slower on most CPUs",
+                         choices=("fp32", "bf16"))
     threads: int = opt(0, "CPU threads for this run (0: torch's default, all cores)", min=0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -55,10 +56,17 @@ class Normalization:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 model input from a stored batch ``x`` of shape ``(B, C, H, W)``."""
-        c = x.shape[1]
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, c, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, c, 1, 1)
+        mean, std = _channel_stats(self.mean, self.std, x.shape[1], x.device)
         return (x.to(torch.float32) * self.scale - mean) / std
+
+
+@lru_cache(maxsize=64)
+def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], c: int,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1, C, 1, 1)`` mean and std on ``device``, made once: building them from Python floats for every batch is
+    a blocking host-to-device copy per step on a GPU."""
+    return (torch.tensor(mean, dtype=torch.float32, device=device).view(1, c, 1, 1),
+            torch.tensor(std, dtype=torch.float32, device=device).view(1, c, 1, 1))
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ def iter_batches(
         start: index of the first batch to yield, to resume inside an epoch.
     """
     n = len(split)
+    if order is not None and order.device != split.x.device:
+        order = order.to(split.x.device)  # once per epoch, not once per batch: data held on a GPU stays there
     for lo in range(start * batch_size, n, batch_size):
         if order is None:
             xb, yb = split.x[lo : lo + batch_size], split.y[lo : lo + batch_size]

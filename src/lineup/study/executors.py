@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from lineup.data._types import DataBundle
 from lineup.spec import RunSpec
-from lineup.study.worker import RunContext, RunResult, execute_run
+from lineup.study.worker import RunContext, RunResult, execute_group, execute_run, stack_groups
 
 #: Called by the executor, in the driver, just before a run is dispatched: the run's context, or ``None`` when
 #: the run must be skipped (another process holds it, or the study is being interrupted).
@@ -47,6 +47,21 @@ def _source(runs: Runs) -> Callable[[], RunSpec | None]:
     return lambda: queue.pop(0) if queue else None
 
 
+def _groups(runs: Runs, stack: str) -> Callable[[], list[RunSpec] | None]:
+    """The next group of runs that may train as one stack (``worker.stack_groups``) each call; a feed's runs are
+    decided one at a time and come alone."""
+    if isinstance(runs, RunFeed):
+        take = runs.take
+        return lambda: [run] if (run := take()) is not None else None
+    queue = stack_groups(list(runs), stack)
+    return lambda: queue.pop(0) if queue else None
+
+
+def _claim_all(group: list[RunSpec], claim: Claim) -> tuple[list[RunSpec], list[RunContext]]:
+    granted = [(run, ctx) for run in group if (ctx := claim(run)) is not None]
+    return [r for r, _ in granted], [c for _, c in granted]
+
+
 class Executor(Protocol):
     def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         """Execute the ``runs`` that ``claim`` grants, yielding each result as it arrives."""
@@ -54,16 +69,23 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs one after the other in this process, using all of torch's threads."""
+    """Runs one after the other in this process, using all of torch's threads; on a GPU, runs that differ only in
+    seed, learning rate or weight decay train as one stack where that is measured faster.
 
-    def __init__(self, *, progress: bool = False) -> None:
-        self.progress = progress
+    Args:
+        stack: ``auto``, ``always`` or ``off`` (see ``worker.STACK_MODES``).
+    """
+
+    def __init__(self, *, progress: bool = False, stack: str = "auto") -> None:
+        self.progress, self.stack = progress, stack
 
     def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
-        for run in runs:
-            ctx = claim(run)
-            if ctx is not None:
-                yield run, execute_run(run, data, progress=self.progress, ctx=ctx)
+        next_group = _groups(runs, self.stack)
+        while (group := next_group()) is not None:
+            granted, ctxs = _claim_all(group, claim)
+            if granted:
+                results = execute_group(granted, data, ctxs, mode=self.stack, progress=self.progress)
+                yield from zip(granted, results, strict=True)
 
 
 _worker_data: DataBundle | None = None
@@ -82,10 +104,10 @@ def _init_pool_worker(data: DataBundle, interrupt: object, threads: int) -> None
     _worker_data, _worker_interrupt = data, interrupt
 
 
-def _pool_task(run: RunSpec, ctx: RunContext) -> RunResult:
+def _pool_task(runs: list[RunSpec], ctxs: list[RunContext], stack: str) -> list[RunResult]:
     assert _worker_data is not None, "pool worker used before its initializer ran"
-    ctx = dataclasses.replace(ctx, interrupt=_worker_interrupt)  # type: ignore[arg-type]
-    return execute_run(run, _worker_data, ctx=ctx)
+    ctxs = [dataclasses.replace(ctx, interrupt=_worker_interrupt) for ctx in ctxs]  # type: ignore[arg-type]
+    return execute_group(runs, _worker_data, ctxs, mode=stack)
 
 
 def plan_workers(n_runs: int, *, cores: int | None = None, workers: int | None = None) -> tuple[int, int]:
@@ -110,10 +132,12 @@ class PoolExecutor:
     Args:
         workers: number of processes (default: see ``plan_workers``).
         threads: torch threads per process (default: see ``plan_workers``).
+        stack: ``auto``, ``always`` or ``off`` (see ``worker.STACK_MODES``); a stacked group is one worker's task.
     """
 
-    def __init__(self, *, progress: bool = False, workers: int | None = None, threads: int | None = None) -> None:
-        self.workers, self.threads = workers, threads
+    def __init__(self, *, progress: bool = False, workers: int | None = None, threads: int | None = None,
+                 stack: str = "auto") -> None:
+        self.workers, self.threads, self.stack = workers, threads, stack
 
     def map(self, runs: Runs, data: DataBundle, *, claim: Claim) -> Iterator[tuple[RunSpec, RunResult]]:
         import concurrent.futures as cf
@@ -129,31 +153,33 @@ class PoolExecutor:
         shared_interrupt = mp.Event()
         with cf.ProcessPoolExecutor(max_workers=procs, mp_context=mp, initializer=_init_pool_worker,
                                     initargs=(data, shared_interrupt, threads)) as pool:
-            pending: dict[cf.Future[RunResult], RunSpec] = {}
-            next_run = _source(runs)
+            pending: dict[cf.Future[list[RunResult]], list[RunSpec]] = {}
+            next_group = _groups(runs, self.stack)
             local_interrupt = None
             while True:
                 # Claim only as many runs as there are free workers, so the others stay free for another process.
-                while len(pending) < procs and (run := next_run()) is not None:
-                    ctx = claim(run)
-                    if ctx is None:
+                while len(pending) < procs and (group := next_group()) is not None:
+                    granted, ctxs = _claim_all(group, claim)
+                    if not granted:
                         continue
-                    local_interrupt = ctx.interrupt
+                    local_interrupt = ctxs[0].interrupt
                     # An Event cannot cross processes: the worker gets its own, set from this one.
-                    pending[pool.submit(_pool_task, run, dataclasses.replace(ctx, interrupt=None))] = run
+                    sent = [dataclasses.replace(ctx, interrupt=None) for ctx in ctxs]
+                    pending[pool.submit(_pool_task, granted, sent, self.stack)] = granted
                 if not pending:
                     break
                 done, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 if local_interrupt is not None and local_interrupt.is_set():
                     shared_interrupt.set()
-                    next_run = lambda: None  # noqa: E731 - start nothing more
+                    next_group = lambda: None  # noqa: E731 - start nothing more
                 for fut in done:
-                    run = pending.pop(fut)
+                    group = pending.pop(fut)
                     try:
-                        result = fut.result()
+                        results = fut.result()
                     except Exception as e:  # a worker died (killed, out of memory ...)
-                        result = RunResult(status="failed", error=f"worker process failed: {type(e).__name__}: {e}")
-                    yield run, result
+                        results = [RunResult(status="failed", error=f"worker process failed: {type(e).__name__}: {e}")
+                                   for _ in group]
+                    yield from zip(group, results, strict=True)
 
 
 def _ray_task(run: RunSpec, data: DataBundle, ctx: RunContext) -> RunResult:

@@ -6,6 +6,7 @@ the ``RunResult`` back to the driver, which alone writes the store.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -23,7 +24,7 @@ import torch
 
 import lineup
 from lineup._io import atomic_write
-from lineup.data._types import DataBundle
+from lineup.data._types import DataBundle, Split
 from lineup.models import LineupModel, create_model, summarize
 from lineup.models.capture import record_representations
 from lineup.spec import RunSpec
@@ -156,6 +157,27 @@ def _features(model: LineupModel, data: DataBundle, rows: torch.Tensor, device: 
     return features, layers
 
 
+#: Device copies of the splits that runs in this process train on: (source split, device) -> copy. A study's runs
+#: share one data bundle, so it is copied to a GPU once per process, not once per run.
+_RESIDENT: dict[tuple[int, str], tuple[Split, Split]] = {}
+
+
+def resident(split: Split, device: torch.device) -> Split:
+    """``split`` held on ``device``: on a GPU every batch is then sliced there, with no host-to-device copy per step.
+
+    On the CPU it is ``split`` itself. A Fashion-MNIST training split is 42 MB as uint8, so a GPU holds it easily;
+    the copies of the last two bundles seen are kept (a study's runs pass one bundle per setting).
+    """
+    if device.type == "cpu":
+        return split
+    key = (id(split), str(device))
+    if key not in _RESIDENT:
+        if len(_RESIDENT) >= 4:
+            _RESIDENT.pop(next(iter(_RESIDENT)))
+        _RESIDENT[key] = (split, Split(split.x.to(device), split.y.to(device), split.index))  # the source kept alive
+    return _RESIDENT[key][1]
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Where a run keeps its files and how it is told to stop; supplied by the executor.
@@ -179,8 +201,8 @@ CHECKPOINT = "checkpoint.pt"
 FINAL_WEIGHTS = "final.pt"
 
 
-def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_epochs: int | None,
-                progress: bool, ctx: RunContext) -> tuple[Any, Any, Any, dict[str, Any]]:
+def _build(run: RunSpec, data: DataBundle, device: torch.device, ctx: RunContext) -> tuple[Any, Any]:
+    """The run's model, initialised under its seed (as its own process would build it), and its objective."""
     spec, cfg = run.spec, run.spec["train"]
     seed_everything(run.seed)
     model = create_model(spec["model"]["name"], data.input_shape, data.num_classes, **spec["model"]["options"])
@@ -190,17 +212,53 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
     if has_generator(model):  # a GAN draws images in the value range of the normalised training images
         model.set_input_range(*input_range(data.train, data.normalization))  # type: ignore[operator]
     objective = create_objective(model.default_objective if cfg["objective"] == "auto" else cfg["objective"])
-    if getattr(model, "fits_without_gradients", False):  # a scikit-learn estimator: fitted at once, no steps
-        return _fit_at_once(run, model, objective, data, device, refit=refit_epochs is not None)
-    optim_cfg = OptimConfig(name=cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"],
-                            weight_decay=cfg["weight_decay"], weight_decay_mode=cfg["weight_decay_mode"])
-    configure = getattr(objective, "configure_optimizers", None)  # an objective that owns its step (a GAN's)
-    optimizer = configure(model, optim_cfg) if callable(configure) else build_optimizer(model.parameters(), optim_cfg)
+    return model, objective
+
+
+def _optim_config(cfg: dict[str, Any]) -> OptimConfig:
+    return OptimConfig(name=cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"],
+                       weight_decay=cfg["weight_decay"], weight_decay_mode=cfg["weight_decay_mode"])
+
+
+def _epoch_callbacks(cfg: dict[str, Any], device: torch.device, *, refit: bool) -> list[Callback]:
+    """The callbacks every run has: the divergence guard, and early stopping unless it is a refit."""
     callbacks: list[Callback] = [DivergenceGuard(every=1 if device.type == "cpu" else 50)]
     es = cfg.get("early_stopping")
-    if es and refit_epochs is None:
+    if es and not refit:
         callbacks.append(EarlyStopping(es["monitor"], mode=es["mode"], patience=es["patience"],
                                        min_delta=es["min_delta"], restore_best=es["restore_best"]))
+    return callbacks
+
+
+def _fit_options(cfg: dict[str, Any], data: DataBundle) -> dict[str, Any]:
+    """The keyword arguments of ``fit`` (and ``fit_stacked``) that come from the run's [train] settings."""
+    aug = cfg.get("augment")
+    augment = None
+    if aug and (aug["hflip"] or aug["shift"]):
+        norm = data.normalization
+        fill = tuple(-m / sd for m, sd in zip(norm.mean, norm.std, strict=True))  # a black pixel, normalised
+        augment = Augmentation(hflip=aug["hflip"], shift=aug["shift"], fill=fill)
+    return {"batch_size": cfg["batch_size"], "eval_batch_size": cfg["eval_batch_size"],
+            "lr_schedule": cfg.get("lr_schedule", "constant"), "augment": augment,
+            "precision": cfg.get("precision", "fp32")}
+
+
+def _train_info(state: Any, objective: Any) -> dict[str, Any]:
+    return {"epochs_trained": state.epoch, "stop_reason": state.stop_reason or "max epochs",
+            "best_epoch": state.restored_epoch or state.epoch, "diverged": state.diverged,
+            "diverged_step": state.diverged_step, "objective": objective.name}
+
+
+def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_epochs: int | None,
+                progress: bool, ctx: RunContext) -> tuple[Any, Any, Any, dict[str, Any]]:
+    cfg = run.spec["train"]
+    model, objective = _build(run, data, device, ctx)
+    if getattr(model, "fits_without_gradients", False):  # a scikit-learn estimator: fitted at once, no steps
+        return _fit_at_once(run, model, objective, data, device, refit=refit_epochs is not None)
+    optim_cfg = _optim_config(cfg)
+    configure = getattr(objective, "configure_optimizers", None)  # an objective that owns its step (a GAN's)
+    optimizer = configure(model, optim_cfg) if callable(configure) else build_optimizer(model.parameters(), optim_cfg)
+    callbacks = _epoch_callbacks(cfg, device, refit=refit_epochs is not None)
     if progress:
         callbacks.append(ProgressBar(f"{run.label} s{run.seed}" + (" refit" if refit_epochs else "")))
     pruner = None
@@ -216,23 +274,14 @@ def _train_once(run: RunSpec, data: DataBundle, device: torch.device, *, refit_e
         path = ctx.artifact_dir / (CHECKPOINT if refit_epochs is None else "checkpoint-refit.pt")
         resume = load_checkpoint(path)
         callbacks.append(Checkpoint(path, every_s=ctx.checkpoint_every_s))  # last: saves the others' state
+    train, val = resident(data.train, device), resident(data.val, device)
     if refit_epochs is None:
-        train, val, epochs = data.train, data.val, cfg["epochs"]
+        epochs = cfg["epochs"]
     else:  # the refit protocol: train+validation, for the epoch count chosen on validation
-        train, val, epochs = type(data.train).concat(data.train, data.val), None, refit_epochs
-    aug = cfg.get("augment")
-    augment = None
-    if aug and (aug["hflip"] or aug["shift"]):
-        norm = data.normalization
-        fill = tuple(-m / sd for m, sd in zip(norm.mean, norm.std, strict=True))  # a black pixel, normalised
-        augment = Augmentation(hflip=aug["hflip"], shift=aug["shift"], fill=fill)
-    state = fit(model, objective, optimizer, train, data.normalization, epochs=epochs,
-                batch_size=cfg["batch_size"], seed=run.seed, device=device, val=val,
-                eval_batch_size=cfg["eval_batch_size"], callbacks=callbacks, resume=resume, interrupt=ctx.interrupt,
-                lr_schedule=cfg.get("lr_schedule", "constant"), augment=augment)
-    info = {"epochs_trained": state.epoch, "stop_reason": state.stop_reason or "max epochs",
-            "best_epoch": state.restored_epoch or state.epoch, "diverged": state.diverged,
-            "diverged_step": state.diverged_step, "objective": objective.name}
+        train, val, epochs = type(train).concat(train, val), None, refit_epochs
+    state = fit(model, objective, optimizer, train, data.normalization, epochs=epochs, seed=run.seed, device=device,
+                val=val, callbacks=callbacks, resume=resume, interrupt=ctx.interrupt, **_fit_options(cfg, data))
+    info = _train_info(state, objective)
     if pruner is not None:
         info["trial"] = {"number": ctx.pruning.number, "pruned": pruner.pruned,  # type: ignore[union-attr]
                          "system_attrs": pruner.system_attrs()}
@@ -302,6 +351,14 @@ def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext)
     if "init" in run.spec:
         result.provenance["init_from"] = {"run": run.spec["init"]["run"]}
     model, objective, state, info = _train_once(run, data, device, refit_epochs=None, progress=progress, ctx=ctx)
+    return _finish(run, data, device, result, model, objective, state, info, progress=progress, ctx=ctx)
+
+
+def _finish(run: RunSpec, data: DataBundle, device: torch.device, result: RunResult, model: Any, objective: Any,
+            state: Any, info: dict[str, Any], *, progress: bool, ctx: RunContext) -> RunResult:
+    """Everything after a run's training: evaluations, failures, features, probes, latent and generative
+    measures, the refit protocol, final weights; the same whether the run trained alone or in a stack."""
+    cfg = run.spec["train"]
     if state.interrupted:
         return RunResult(status="interrupted", device=str(device), error="interrupted; run again to resume")
     ms = summarize(model, data.input_shape)
@@ -354,3 +411,126 @@ def _execute(run: RunSpec, data: DataBundle, *, progress: bool, ctx: RunContext)
         weights = model.state_dict()
         atomic_write(ctx.artifact_dir / FINAL_WEIGHTS, lambda f: torch.save(weights, f))
     return result
+
+
+# ---------------------------------------------------------------------------------------------- stacked groups
+
+#: How executors treat runs that could train together as one stack (``lineup.train.stacked``):
+#: ``auto``: on a GPU, time a few steps both ways and keep the faster; on a CPU, train them one by one (stacked
+#: LeNet-5s gain nothing on a small CPU, see benchmarks/, and results that depend on a timing would then depend
+#: on the machine's load). ``always``: stack every group that can be stacked, without timing. ``off``: never.
+STACK_MODES = ("auto", "always", "off")
+
+#: At most this many runs share one stack (beyond it a small CNN's stack no longer gains on an H200).
+MAX_STACK = 128
+
+
+def stack_key(run: RunSpec) -> str | None:
+    """What runs must share to train as one stack: everything but the seed, learning rate and weight decay.
+    ``None`` for a run that always trains alone: one that starts from another's weights, a search trial, or
+    one under the refit protocol (which trains twice)."""
+    spec = run.spec
+    if "init" in spec or "trial" in spec or spec["protocol"].get("refit"):
+        return None
+    train = {k: v for k, v in spec["train"].items() if k not in ("lr", "weight_decay")}
+    rest = {k: v for k, v in spec.items() if k not in ("seed", "train")}
+    return json.dumps({**rest, "train": train, "setting": run.setting}, sort_keys=True, default=str)
+
+
+def stack_groups(runs: list[RunSpec], mode: str) -> list[list[RunSpec]]:
+    """``runs`` in groups that may train as one stack, each in the order of its first run; single runs alone.
+
+    Only runs whose device is a GPU are grouped under ``auto``. Whether a group really stacks is decided when it
+    runs (``execute_group``): the models must also pass ``stacking_refusal``.
+    """
+    if mode not in STACK_MODES:
+        raise ValueError(f"unknown stacking mode {mode!r}; choose one of {', '.join(STACK_MODES)}")
+    groups: dict[str, list[RunSpec]] = {}
+    out: list[list[RunSpec]] = []
+    for run in runs:
+        key = stack_key(run) if mode != "off" else None
+        if key is not None and mode == "auto":
+            try:
+                key = key if resolve_device(run.spec["train"]["device"]).type == "cuda" else None
+            except RuntimeError:  # asked for a GPU this machine lacks: the run fails alone, saying so
+                key = None
+        if key is None:
+            out.append([run])
+            continue
+        if key not in groups or len(groups[key]) >= MAX_STACK:
+            groups[key] = []
+            out.append(groups[key])
+        groups[key].append(run)
+    return out
+
+
+def execute_group(runs: list[RunSpec], data: DataBundle, ctxs: list[RunContext], *, mode: str = "auto",
+                  progress: bool = False) -> list[RunResult]:
+    """Train ``runs`` (one group of ``stack_groups``) as one stack where ``mode`` and the models allow, else one
+    after another as ``execute_run`` does; one result per run, in order.
+
+    A stacked run records how it was trained under ``provenance["stacking"]`` (the choice and the timings that
+    made it). It keeps no checkpoints: interrupted, it trains again from its first step.
+    """
+    if len(runs) == 1 or mode == "off":
+        return [execute_run(r, data, progress=progress, ctx=c) for r, c in zip(runs, ctxs, strict=True)]
+    t0 = time.perf_counter()
+    try:
+        stacked = _train_stacked(runs, data, ctxs, mode=mode)
+    except Exception as e:  # a model the stack cannot run (an op vmap lacks, say): train the runs one by one
+        stacked = f"{type(e).__name__}: {e}"
+    if isinstance(stacked, str):
+        results = [execute_run(r, data, progress=progress, ctx=c) for r, c in zip(runs, ctxs, strict=True)]
+        for r in results:
+            r.provenance["stacking"] = {"choice": "separate", "runs": len(runs), "refused": stacked}
+        return results
+    device, objective, choice, trained = stacked
+    share = (time.perf_counter() - t0) / len(runs)
+    results = []
+    for run, ctx, (model, state) in zip(runs, ctxs, trained, strict=True):
+        t1 = time.perf_counter()
+        result = RunResult(status="complete", device=str(device),
+                           provenance={**provenance(device, run.spec), **choice.provenance()})
+        try:
+            result = _finish(run, data, device, result, model, objective, state, _train_info(state, objective),
+                             progress=progress, ctx=ctx)
+        except Exception as e:  # as in execute_run: this run failed, the others of the stack stand
+            result = RunResult(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        result.wall_time = share + time.perf_counter() - t1
+        results.append(result)
+    return results
+
+
+def _train_stacked(runs: list[RunSpec], data: DataBundle, ctxs: list[RunContext], *,
+                   mode: str) -> str | tuple[torch.device, Any, Any, list[tuple[Any, Any]]]:
+    """Train the group as one stack when it can and (under ``auto``) is measured faster; otherwise the reason why
+    not, and nothing is trained."""
+    from lineup.train.stacked import StackingChoice, fit_auto, measure_stacking, stacking_refusal
+
+    cfg = runs[0].spec["train"]
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    device = resolve_device(cfg["device"])
+    built = [_build(r, data, device, c) for r, c in zip(runs, ctxs, strict=True)]
+    models, objective = [m for m, _ in built], built[0][1]
+    optims = [_optim_config(r.spec["train"]) for r in runs]
+
+    def callbacks(i: int) -> list[Callback]:
+        return _epoch_callbacks(runs[i].spec["train"], device, refit=False)
+
+    train, val = resident(data.train, device), resident(data.val, device)
+    options = _fit_options(cfg, data)
+    if mode == "always":
+        reason = stacking_refusal(models, objective, optims, [callbacks(i) for i in range(len(runs))])
+        choice = StackingChoice(reason is None, float("nan"), float("nan"), len(runs), str(device), reason or "")
+    else:
+        choice = measure_stacking(models, objective, optims, train, data.normalization, device=device,
+                                  callbacks=callbacks, batch_size=options["batch_size"],
+                                  precision=options["precision"])
+    if not choice.stacked:
+        return choice.reason or (f"measured slower: {choice.stacked_s:.4f} s per step stacked against "
+                                 f"{choice.separate_s:.4f} s for the runs one by one, on {choice.device}")
+    states, choice = fit_auto(models, objective, optims, train, data.normalization, epochs=cfg["epochs"],
+                              seeds=[r.seed for r in runs], device=device, val=val, callbacks=callbacks,
+                              choice=choice, interrupt=ctxs[0].interrupt, **options)
+    return device, objective, choice, list(zip(models, states, strict=True))

@@ -38,7 +38,7 @@ What can be stacked (``stacking_refusal`` says why not, and ``fit_auto`` then tr
 - Adam, AdamW and SGD with momentum, coupled or decoupled weight decay (not RMSprop);
 - callbacks that act only at epoch ends and at the start and end of training (early stopping). Per-step hooks
   (checkpoints, progress bars) would need one member's state in the middle of an epoch, which the stack does not
-  keep; a stacked run has no checkpoints and cannot be interrupted and resumed;
+  keep; a stacked run has no checkpoints: interrupted, it starts again from its first step;
 - a member whose loss or gradient stops being finite is taken out of the stack at the end of that epoch and
   marked ``diverged``; a separate run stops at the very step, so ``fit_auto`` trains such members again
   separately from their initial weights to record exactly what a separate run would.
@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ from lineup.data._types import Normalization, Split
 from lineup.data.batching import epoch_order, num_batches
 from lineup.train.augment import Augment, lr_factor, step_generator
 from lineup.train.callbacks import Callback, DivergenceGuard
-from lineup.train.engine import History, OptimConfig, TrainState, build_optimizer, fit
+from lineup.train.engine import History, OptimConfig, TrainState, autocast, build_optimizer, fit
 from lineup.train.objectives import Objective
 
 #: Adam's moment decay rates and epsilon: torch.optim's defaults, which ``build_optimizer`` keeps.
@@ -270,7 +271,8 @@ def _evaluate(stack: _Stack, theta: torch.Tensor, split: Split, norm: Normalizat
 def fit_stacked(models: Sequence[nn.Module], objective: Objective, optims: Sequence[OptimConfig], train: Split,
                 norm: Normalization, *, epochs: int, batch_size: int, seeds: Sequence[int], device: torch.device,
                 val: Split | None = None, eval_batch_size: int = 1024, callbacks: CallbackFactory | None = None,
-                lr_schedule: str = "constant", augment: Augment | None = None) -> list[TrainState]:
+                lr_schedule: str = "constant", augment: Augment | None = None,
+                precision: str = "fp32", interrupt: threading.Event | None = None) -> list[TrainState]:
     """Train ``N`` runs of one architecture as one stacked model; each member's state is what ``fit`` returns.
 
     Args:
@@ -290,6 +292,9 @@ def fit_stacked(models: Sequence[nn.Module], objective: Objective, optims: Seque
         lr_schedule: how every learning rate moves over the ``epochs`` (``augment.lr_factor``).
         augment: random transformation of each member's batch, drawn from a generator seeded by
             ``(member seed, step)``.
+        precision: ``fp32`` or ``bf16`` (``engine.autocast``), as for ``fit``.
+        interrupt: when set, the stack stops after its current step and every member still in it is marked
+            ``interrupted``. A stack keeps no checkpoint, so those runs start again from their first step.
 
     Returns:
         One ``TrainState`` per run, in the order given, with ``model``, ``optimizer`` (its moments filled in),
@@ -334,8 +339,9 @@ def fit_stacked(models: Sequence[nn.Module], objective: Objective, optims: Seque
             if augment is not None:
                 x = torch.stack([augment(x[k], step_generator(seeds[i], step)) for k, i in enumerate(active)])
             factor = lr_factor(lr_schedule, step, epochs * steps_per_epoch)
-            out = stack.outputs(theta, x)  # (N, B, K)
-            loss = stack.losses(out, y)  # (N,)
+            with autocast(device, precision):
+                out = stack.outputs(theta, x)  # (N, B, K)
+                loss = stack.losses(out, y)  # (N,)
             theta.grad = None
             loss.sum().backward()  # each member's gradient is that of its own loss: the rows do not mix
             assert theta.grad is not None
@@ -345,6 +351,12 @@ def fit_stacked(models: Sequence[nn.Module], objective: Objective, optims: Seque
                 correct += (stack.predictions(out) == y).sum(1)
             losses.append(loss.detach())
             step += 1
+            if interrupt is not None and interrupt.is_set():
+                break
+        if interrupt is not None and interrupt.is_set():
+            for i in active:
+                states[i].interrupted, states[i].should_stop, states[i].stop_reason = True, True, "interrupted"
+            return states
         step_losses = torch.stack(losses).float().cpu()  # (steps, N)
         grad_norms = torch.stack(norms).float().cpu()
         accs = (correct.float() / len(train)).cpu()
@@ -425,7 +437,8 @@ def _sync(device: torch.device) -> None:
 
 def measure_stacking(models: Sequence[nn.Module], objective: Objective, optims: Sequence[OptimConfig],
                      train: Split, norm: Normalization, *, batch_size: int, device: torch.device,
-                     callbacks: CallbackFactory | None = None, steps: int = 5, warmup: int = 2) -> StackingChoice:
+                     callbacks: CallbackFactory | None = None, steps: int = 5, warmup: int = 2,
+                     precision: str = "fp32") -> StackingChoice:
     """Time a few training steps of the group stacked and separately on ``device``, and choose the faster.
 
     Both ways run their real loops (``fit_stacked``, and ``fit`` once per run) on copies of ``models`` for one epoch
@@ -445,13 +458,13 @@ def measure_stacking(models: Sequence[nn.Module], objective: Objective, optims: 
 
     def stacked(split: Split) -> None:
         fit_stacked([copy.deepcopy(m) for m in models], objective, optims, split, norm, epochs=1,
-                    batch_size=batch_size, seeds=seeds, device=device)
+                    batch_size=batch_size, seeds=seeds, device=device, precision=precision)
 
     def separate(split: Split) -> None:
         for m, o in zip(models, optims, strict=True):
             m = copy.deepcopy(m)
             fit(m, objective, build_optimizer(m.parameters(), o), split, norm, epochs=1, batch_size=batch_size,
-                seed=0, device=device)
+                seed=0, device=device, precision=precision)
 
     seconds = []
     for way in (separate, stacked):
@@ -467,7 +480,8 @@ def measure_stacking(models: Sequence[nn.Module], objective: Objective, optims: 
 def fit_auto(models: Sequence[nn.Module], objective: Objective, optims: Sequence[OptimConfig], train: Split,
              norm: Normalization, *, epochs: int, batch_size: int, seeds: Sequence[int], device: torch.device,
              val: Split | None = None, eval_batch_size: int = 1024, callbacks: CallbackFactory | None = None,
-             lr_schedule: str = "constant", augment: Augment | None = None,
+             lr_schedule: str = "constant", augment: Augment | None = None, precision: str = "fp32",
+             interrupt: threading.Event | None = None,
              choice: StackingChoice | None = None) -> tuple[list[TrainState], StackingChoice]:
     """Train a group of runs stacked or one after another, whichever ``measure_stacking`` finds faster.
 
@@ -477,7 +491,7 @@ def fit_auto(models: Sequence[nn.Module], objective: Objective, optims: Sequence
     """
     if choice is None:
         choice = measure_stacking(models, objective, optims, train, norm, batch_size=batch_size, device=device,
-                                  callbacks=callbacks)
+                                  callbacks=callbacks, precision=precision)
     initial = [copy.deepcopy(m.state_dict()) for m in models]
 
     def separate(i: int) -> TrainState:
@@ -485,11 +499,13 @@ def fit_auto(models: Sequence[nn.Module], objective: Objective, optims: Sequence
         return fit(models[i], objective, build_optimizer(models[i].parameters(), optims[i]), train, norm,
                    epochs=epochs, batch_size=batch_size, seed=seeds[i], device=device, val=val,
                    eval_batch_size=eval_batch_size, callbacks=list(callbacks(i)) if callbacks else (),
-                   lr_schedule=lr_schedule, augment=augment)
+                   lr_schedule=lr_schedule, augment=augment, precision=precision, interrupt=interrupt)
 
     if not choice.stacked:
         return [separate(i) for i in range(len(models))], choice
     states = fit_stacked(models, objective, optims, train, norm, epochs=epochs, batch_size=batch_size, seeds=seeds,
                          device=device, val=val, eval_batch_size=eval_batch_size, callbacks=callbacks,
-                         lr_schedule=lr_schedule, augment=augment)
+                         lr_schedule=lr_schedule, augment=augment, precision=precision, interrupt=interrupt)
+    if any(s.interrupted for s in states):
+        return states, choice
     return [separate(i) if s.diverged else s for i, s in enumerate(states)], choice
