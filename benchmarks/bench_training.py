@@ -197,46 +197,50 @@ def main() -> None:
     lenet_n = 6000 if args.quick else None  # None: the full 54,000-image training split
     resnet_n = 1000 if args.quick else (None if gpu else 5000)  # ~60x LeNet-5's FLOPs: a subset keeps a CPU short
 
-    peak = _spawn("matmul", args.device, "float32")
-    bf16_peak = _spawn("matmul", args.device, "bfloat16") if gpu else None
-    rows = []
-    for name, opts, n in (("lenet5", {}, lenet_n), ("resnet9", RESNET_SMALL, resnet_n)):
-        flops = _spawn("flops", name, opts, 64)["train_flops_per_example"]
-        for batch in (64, 256):
-            eng = _spawn("engine", name, opts, batch, n, args.device)
-            nb = _spawn("notebook", name, opts, batch, n, args.device)
-            gflops = flops * eng["examples"] / eng["seconds"] / 1e9
-            row = {"model": name, "options": opts, "batch": batch, "examples": eng["examples"],
-                   "engine_s": eng["seconds"], "notebook_s": nb["seconds"],
-                   "speedup": nb["seconds"] / eng["seconds"], "engine_gflops": gflops,
-                   "fraction_of_peak": gflops / peak["gflops"], "engine_peak_mb": eng["peak_mb"],
-                   "notebook_peak_mb": nb["peak_mb"]}
-            if gpu:
-                bf = _spawn("engine", name, opts, batch, n, args.device, "bf16")
-                row.update(engine_bf16_s=bf["seconds"], bf16_speedup_over_fp32=eng["seconds"] / bf["seconds"])
-            rows.append(row)
-    study: dict[str, object] = {}
-    if not args.quick:
-        try:
-            lin = _spawn("study", "lineup", 12, args.device)
-            seq = _spawn("study", "notebook", 12, args.device)
-            study = {"lineup_s": lin["seconds"], "sequential_notebook_s": seq["seconds"],
-                     "speedup": seq["seconds"] / lin["seconds"], "lineup_peak_mb_driver": lin["peak_mb"]}
-        except subprocess.CalledProcessError as e:  # keep the epoch figures; say what broke
-            study = {"error": e.stderr[-2000:]}
-            print(f"the 12-run study failed:\n{e.stderr[-2000:]}", file=sys.stderr)
-
     import torch
 
     name = torch.cuda.get_device_name(torch.device(args.device)) if gpu else f"cpu-{os.cpu_count()}core"
+    out = args.out or HERE / "results" / f"{name.replace(' ', '-').lower()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    peak = _spawn("matmul", args.device, "float32")
+    bf16_peak = _spawn("matmul", args.device, "bfloat16") if gpu else None
+    rows: list[dict[str, object]] = []
+    study: dict[str, object] = {}
     result = {"machine": {"node": platform.node(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                           "processor": platform.processor(), "torch": torch.__version__, "device": name},
               "matmul_peak_gflops": peak["gflops"], "epochs": rows, "study_12_runs": study}
     if bf16_peak is not None:
         result["bf16_matmul_peak_gflops"] = bf16_peak["gflops"]
-    out = args.out or HERE / "results" / f"{name.replace(' ', '-').lower()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+
+    def save() -> None:  # after every measurement, so that a run cut short keeps what it measured
+        out.write_text(json.dumps(result, indent=2))
+
+    for name_, opts, n in (("lenet5", {}, lenet_n), ("resnet9", RESNET_SMALL, resnet_n)):
+        flops = _spawn("flops", name_, opts, 64)["train_flops_per_example"]
+        for batch in (64, 256):
+            eng = _spawn("engine", name_, opts, batch, n, args.device)
+            nb = _spawn("notebook", name_, opts, batch, n, args.device)
+            gflops = flops * eng["examples"] / eng["seconds"] / 1e9
+            row = {"model": name_, "options": opts, "batch": batch, "examples": eng["examples"],
+                   "engine_s": eng["seconds"], "notebook_s": nb["seconds"],
+                   "speedup": nb["seconds"] / eng["seconds"], "engine_gflops": gflops,
+                   "fraction_of_peak": gflops / peak["gflops"], "engine_peak_mb": eng["peak_mb"],
+                   "notebook_peak_mb": nb["peak_mb"]}
+            if gpu and batch == 256:  # bf16 pays where the products are large enough for tensor cores to matter
+                bf = _spawn("engine", name_, opts, batch, n, args.device, "bf16")
+                row.update(engine_bf16_s=bf["seconds"], bf16_speedup_over_fp32=eng["seconds"] / bf["seconds"])
+            rows.append(row)
+            save()
+    if not args.quick:
+        try:
+            lin = _spawn("study", "lineup", 12, args.device)
+            seq = _spawn("study", "notebook", 12, args.device)
+            study.update(lineup_s=lin["seconds"], sequential_notebook_s=seq["seconds"],
+                         speedup=seq["seconds"] / lin["seconds"], lineup_peak_mb_driver=lin["peak_mb"])
+        except subprocess.CalledProcessError as e:  # keep the epoch figures; say what broke
+            study["error"] = e.stderr[-2000:]
+            print(f"the 12-run study failed:\n{e.stderr[-2000:]}", file=sys.stderr)
+    save()
 
     print(f"on {name}: fp32 matmul peak {peak['gflops']:.0f} GFLOP/s ({peak['threads']} CPU threads)"
           + (f", bf16 {bf16_peak['gflops']:.0f} GFLOP/s" if bf16_peak else ""))
@@ -247,7 +251,7 @@ def main() -> None:
         print(f"{r['model']:<8} {r['batch']:>5} {r['examples']:>7} {r['engine_s']:>9.2f} {r['notebook_s']:>11.2f} "
               f"{r['speedup']:>8.2f}x {r['engine_gflops']:>8.1f} {100 * r['fraction_of_peak']:>7.1f}% "
               f"{r['engine_peak_mb']:>10.0f} {r['notebook_peak_mb']:>12.0f}"
-              + (f" {r['engine_bf16_s']:>7.2f} {r['bf16_speedup_over_fp32']:>8.2f}x" if gpu else ""))
+              + (f" {r['engine_bf16_s']:>7.2f} {r['bf16_speedup_over_fp32']:>8.2f}x" if "engine_bf16_s" in r else ""))
     if "speedup" in study:
         print(f"12 LeNet-5 runs, 1 epoch each: lineup {study['lineup_s']:.1f} s, sequential notebook "
               f"{study['sequential_notebook_s']:.1f} s, speed-up {study['speedup']:.2f}x")

@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT_DIR"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-timeout 240 "$PY" benchmarks/bench_stacked.py --separate-max 2 --out "$OUT_DIR/stacked-gpu.json"
-timeout 90 "$PY" benchmarks/bench_stacked.py --precision bf16 --ks 32 128 --separate-max 1 \
+timeout 180 "$PY" benchmarks/bench_stacked.py --separate-max 2 --out "$OUT_DIR/stacked-gpu.json"
+timeout 80 "$PY" benchmarks/bench_stacked.py --precision bf16 --ks 32 128 --separate-max 1 \
     --out "$OUT_DIR/stacked-gpu-bf16.json"
-timeout 330 "$PY" benchmarks/bench_training.py --device cuda --out "$OUT_DIR/training-gpu.json"
+timeout 300 "$PY" benchmarks/bench_training.py --device cuda --out "$OUT_DIR/training-gpu.json"
