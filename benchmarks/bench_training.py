@@ -192,6 +192,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]; on a GPU the engine holds the data there and "
                                                     "is also timed under bf16 autocast")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: results/<machine>.json)")
+    ap.add_argument("--parts", nargs="+", choices=("epochs", "study"), default=["epochs", "study"],
+                    help="what to measure: the single-run epochs (a, b), the 12-run study (c), or both")
     args = ap.parse_args()
     gpu = args.device.startswith("cuda")
     lenet_n = 6000 if args.quick else None  # None: the full 54,000-image training split
@@ -215,7 +217,8 @@ def main() -> None:
     def save() -> None:  # after every measurement, so that a run cut short keeps what it measured
         out.write_text(json.dumps(result, indent=2))
 
-    for name_, opts, n in (("lenet5", {}, lenet_n), ("resnet9", RESNET_SMALL, resnet_n)):
+    models = (("lenet5", {}, lenet_n), ("resnet9", RESNET_SMALL, resnet_n)) if "epochs" in args.parts else ()
+    for name_, opts, n in models:
         flops = _spawn("flops", name_, opts, 64)["train_flops_per_example"]
         for batch in (64, 256):
             eng = _spawn("engine", name_, opts, batch, n, args.device)
@@ -231,7 +234,7 @@ def main() -> None:
                 row.update(engine_bf16_s=bf["seconds"], bf16_speedup_over_fp32=eng["seconds"] / bf["seconds"])
             rows.append(row)
             save()
-    if not args.quick:
+    if not args.quick and "study" in args.parts:
         try:
             lin = _spawn("study", "lineup", 12, args.device)
             seq = _spawn("study", "notebook", 12, args.device)
