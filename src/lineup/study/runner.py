@@ -101,6 +101,7 @@ def check_models(study: Study, data: DataBundle) -> None:
         try:
             model = create_model(arch, data.input_shape, data.num_classes, **options)
             check_contract(model, arch, data, train.objective)
+            check_precision(model, train.objective, train.precision)
             source = resolve_init(study, i)
             if source is not None:
                 source_arch, source_options, _ = resolve_entry(study, names.index(source))
@@ -108,6 +109,23 @@ def check_models(study: Study, data: DataBundle) -> None:
                 check_init(model, entry.name, source_model.state_dict(), source)
         except SpecError as e:
             raise SpecError(e.detail, file=study.source, key=f"models[{i}] ({entry.name})") from None
+
+
+def check_precision(model: torch.nn.Module, objective: str, precision: str) -> None:
+    """Mixed precision needs a loss that the fit loop computes; an objective that takes its own optimisation steps
+    (a GAN's) trains in fp32.
+
+    Raises:
+        SpecError: naming the objective and the fix.
+    """
+    if precision == "fp32":
+        return
+    from lineup.train import create_objective
+
+    name = getattr(model, "default_objective", "cross_entropy") if objective == "auto" else objective
+    if getattr(create_objective(name), "train_step", None) is not None:
+        raise SpecError(f"precision = {precision!r} is not available for objective {name!r}, which takes its own "
+                        "optimisation steps; use precision = \"fp32\" for this model", key="train.precision")
 
 
 def check_init(model: torch.nn.Module, name: str, source: dict[str, torch.Tensor], source_name: str) -> list[str]:
