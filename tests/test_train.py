@@ -140,6 +140,20 @@ def test_divergence_guard_stops_at_the_first_bad_step() -> None:
     assert len(state.history.epochs) == 1
 
 
+def test_a_diverged_run_under_early_stopping_is_diverged_not_an_error() -> None:
+    # The loop skips validation once a run has diverged; early stopping must not then ask for val_loss.
+    torch.manual_seed(0)
+    model = _Linear()
+    with torch.no_grad():
+        model.fc.weight.fill_(float("inf"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = fit(model, create_objective("cross_entropy"), opt, _blobs(), NORM, epochs=3, batch_size=50, seed=0,
+                device=torch.device("cpu"), val=_blobs(100, seed=1),
+                callbacks=[DivergenceGuard(), EarlyStopping("val_loss", patience=1)])
+    assert state.diverged and state.diverged_step == 1
+    assert "val_loss" not in state.history.epochs[-1]
+
+
 def test_binary_cross_entropy_probabilities_sum_to_one() -> None:
     obj = create_objective("binary_cross_entropy")
     out = torch.tensor([[0.0], [2.0], [-3.0]])

@@ -238,6 +238,64 @@ def check_latent_options(latent_dim: int, likelihood: str, weight: float, weight
         raise SpecError(f"{weight_name} must be >= 0, got {weight!r}")
 
 
+class UnitRange(nn.Module):
+    """Where a Bernoulli decoder's [0, 1] lies among the model's (normalised) inputs.
+
+    A Bernoulli log-likelihood is one only for targets in [0, 1], but a study feeds models normalised images, whose
+    values run from ``-mean / std`` to ``(1 - mean) / std``; binary cross-entropy against such targets is unbounded
+    below, and training diverges. The study therefore tells the model the range of its inputs
+    (``set_input_range``, as it does a GAN's generator); the likelihood reads the targets mapped onto [0, 1]
+    (``to_unit``) and the model's outputs are mapped back (``from_unit``). Until it is told, the range is [0, 1]:
+    inputs already in [0, 1] are read as they are. A Gaussian decoder needs none of this.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        # buffers, so that checkpoints and final weights carry the range
+        self.register_buffer("low", torch.zeros(channels))
+        self.register_buffer("high", torch.ones(channels))
+
+    @torch.no_grad()
+    def set(self, low: Sequence[float], high: Sequence[float]) -> None:
+        lo, hi = torch.as_tensor(low, dtype=self.low.dtype), torch.as_tensor(high, dtype=self.high.dtype)
+        if lo.shape != self.low.shape or hi.shape != lo.shape or not bool((hi > lo).all()):
+            raise ValueError(f"need one low < high per channel ({self.low.numel()}), got {low} and {high}")
+        self.low.copy_(lo)
+        self.high.copy_(hi)
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs ``(N, C, H, W)`` mapped onto [0, 1], channel by channel."""
+        low, high = self.low.view(1, -1, 1, 1), self.high.view(1, -1, 1, 1)
+        return ((x - low) / (high - low)).clamp(0.0, 1.0)
+
+    def from_unit(self, p: torch.Tensor) -> torch.Tensor:
+        """Values in [0, 1] ``(N, C, H, W)`` mapped back onto the inputs' range."""
+        low, high = self.low.view(1, -1, 1, 1), self.high.view(1, -1, 1, 1)
+        return low + p * (high - low)
+
+
+class BernoulliTargets:
+    """What an autoencoder or VAE with ``likelihood`` and an optional ``unit_range`` (``UnitRange``) gets: the
+    targets its likelihood reads, and its outputs in input space."""
+
+    likelihood: str
+    unit_range: UnitRange | None
+
+    def set_input_range(self, low: Sequence[float], high: Sequence[float]) -> None:
+        """The per-channel range of the model's real inputs (the study sets it before training)."""
+        if self.unit_range is not None:
+            self.unit_range.set(low, high)
+
+    def likelihood_target(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as the likelihood reads it: in [0, 1] for a Bernoulli decoder, unchanged for a Gaussian one."""
+        return self.unit_range.to_unit(x) if self.unit_range is not None else x
+
+    def output_mean(self, decoded: torch.Tensor) -> torch.Tensor:
+        """The mean in input space from the decoder's raw output: the sigmoid of Bernoulli logits mapped onto the
+        inputs' range, or the Gaussian mean."""
+        return self.unit_range.from_unit(torch.sigmoid(decoded)) if self.unit_range is not None else decoded
+
+
 def stage_layers(encoder: nn.Sequential) -> dict[str, nn.Module]:
     """Each stage's activation in an encoder stack (``conv1``, ``conv2`` ... or ``fc1``, ``fc2`` ...)."""
     return {name.removesuffix("_act"): m for name, m in encoder.named_children() if name.endswith("_act")}
@@ -247,7 +305,7 @@ def stage_layers(encoder: nn.Sequential) -> dict[str, nn.Module]:
 # Models.
 
 
-class Autoencoder(LineupModel):
+class Autoencoder(BernoulliTargets, LineupModel):
     """Encoder → linear map to the code; decoder from the code; linear classifier head on the code.
 
     Subclasses build the two stacks (``DenseAutoencoder``, ``ConvAutoencoder``); the ``reconstruction`` objective
@@ -261,7 +319,8 @@ class Autoencoder(LineupModel):
         decoder: ``(N, latent_dim)`` to raw ``(N, C, H, W)`` values.
         latent_dim: width of the code.
         likelihood: ``"gaussian"``: the decoder outputs the reconstruction and the loss is the mean squared error;
-            ``"bernoulli"``: it outputs logits and the loss is the binary cross-entropy against inputs in [0, 1].
+            ``"bernoulli"``: it outputs logits and the loss is the binary cross-entropy against inputs mapped onto
+            [0, 1].
         reconstruction_weight: weight of the reconstruction loss in the ``reconstruction`` objective; 0 never runs
             the decoder in training.
         supervised: whether the classification loss reaches the encoder; ``False`` makes the head a linear probe.
@@ -293,6 +352,7 @@ class Autoencoder(LineupModel):
         self.code = nn.Linear(encoder_dim, latent_dim)
         self.decoder = decoder
         self.head = classifier_head(latent_dim, num_classes)
+        self.unit_range = UnitRange(input_shape[0]) if likelihood == "bernoulli" else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code ``(N, latent_dim)`` of inputs ``(N, C, H, W)``."""
@@ -301,10 +361,6 @@ class Autoencoder(LineupModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output ``(N, C, H, W)`` for codes ``(N, latent_dim)``: a mean, or logits."""
         return self.decoder(z)
-
-    def output_mean(self, decoded: torch.Tensor) -> torch.Tensor:
-        """The reconstruction in input space from the decoder's raw output (the sigmoid of Bernoulli logits)."""
-        return torch.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """``decode(encode(x))`` in input space, shape ``(N, C, H, W)``."""
@@ -318,13 +374,13 @@ class Autoencoder(LineupModel):
         alike.
 
         Args:
-            x: inputs ``(N, C, H, W)``; in [0, 1] for a Bernoulli decoder.
+            x: inputs ``(N, C, H, W)``, mapped onto [0, 1] for a Bernoulli decoder (``likelihood_target``).
             decoded: ``decode(encode(x))`` if already computed.
         """
         if decoded is None:
             decoded = self.decode(self.encode(x))
         if self.likelihood == "bernoulli":
-            return F.binary_cross_entropy_with_logits(decoded, x)
+            return F.binary_cross_entropy_with_logits(decoded, self.likelihood_target(x))
         return F.mse_loss(decoded, x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -370,7 +426,8 @@ class DenseAutoencoder(Autoencoder):
         activation: nonlinearity after every hidden layer.
         negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
         batch_norm: batch norm before every hidden activation.
-        likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs in [0, 1]).
+        likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs mapped onto [0, 1],
+            see ``UnitRange``).
         reconstruction_weight: weight of the reconstruction loss in the ``reconstruction`` objective.
         supervised: whether the classification loss trains the encoder (``False``: a linear probe).
         width: multiplier of the hidden widths (not of ``latent_dim``); with it the model takes ``params``.
@@ -410,7 +467,8 @@ class ConvAutoencoder(Autoencoder):
         activation: nonlinearity after every stage but the decoder's last.
         negative_slope: slope for negative inputs when ``activation`` is ``"leaky_relu"``.
         batch_norm: batch norm before every activation.
-        likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs in [0, 1]).
+        likelihood: ``"gaussian"`` (squared error) or ``"bernoulli"`` (cross-entropy on inputs mapped onto [0, 1],
+            see ``UnitRange``).
         reconstruction_weight: weight of the reconstruction loss in the ``reconstruction`` objective.
         supervised: whether the classification loss trains the encoder (``False``: a linear probe).
         width: multiplier of ``channels`` (not of ``latent_dim``); with it the model takes ``params``.

@@ -39,7 +39,9 @@ from lineup.models._base import InputShape, LineupModel
 from lineup.models._layers import Activation, classifier_head
 from lineup.models._registry import register_variant
 from lineup.models.autoencoder import (
+    BernoulliTargets,
     Likelihood,
+    UnitRange,
     check_latent_options,
     encoder_decoder,
     stage_layers,
@@ -90,7 +92,7 @@ def log_likelihood(
     return values.reshape(len(values), -1).sum(dim=1)
 
 
-class VAE(LineupModel):
+class VAE(BernoulliTargets, LineupModel):
     """Encoder → ``(mu, logvar)``; decoder from ``z``; linear classifier head on ``mu``.
 
     Subclasses build the two stacks (``DenseVAE``, ``ConvVAE``).
@@ -141,6 +143,7 @@ class VAE(LineupModel):
         self.logvar = nn.Linear(encoder_dim, latent_dim)
         self.decoder = decoder
         self.head = classifier_head(latent_dim, num_classes)
+        self.unit_range = UnitRange(input_shape[0]) if likelihood == "bernoulli" else None
         self.log_scale: nn.Parameter | None = None
         self._fixed_log_scale = 0.0
         if likelihood == "gaussian":
@@ -171,12 +174,9 @@ class VAE(LineupModel):
         return self.log_scale if self.log_scale is not None else self._fixed_log_scale
 
     def log_likelihood(self, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
-        """``log p(x|z)`` per example, ``(N,)``, from the decoder's output ``decoded = decode(z)``."""
-        return log_likelihood(x, decoded, self.likelihood, self.decoder_log_scale())
-
-    def output_mean(self, decoded: torch.Tensor) -> torch.Tensor:
-        """``E[x|z]`` from the decoder's raw output: the sigmoid of Bernoulli logits, or the Gaussian mean."""
-        return torch.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
+        """``log p(x|z)`` per example, ``(N,)``, from the decoder's output ``decoded = decode(z)``; a Bernoulli
+        decoder reads ``x`` mapped onto [0, 1] (``likelihood_target``)."""
+        return log_likelihood(self.likelihood_target(x), decoded, self.likelihood, self.decoder_log_scale())
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """``E[x | z = mu(x)]``, shape ``(N, C, H, W)``: the reconstruction from the posterior mean."""
@@ -196,8 +196,8 @@ class VAE(LineupModel):
         decoded = self.decode(z)
         if mean:
             return self.output_mean(decoded)
-        if self.likelihood == "bernoulli":
-            return torch.bernoulli(torch.sigmoid(decoded), generator=generator)
+        if self.unit_range is not None:  # Bernoulli
+            return self.unit_range.from_unit(torch.bernoulli(torch.sigmoid(decoded), generator=generator))
         noise = torch.randn(decoded.shape, generator=generator, device=decoded.device, dtype=decoded.dtype)
         scale = torch.exp(torch.as_tensor(self.decoder_log_scale(), dtype=decoded.dtype, device=decoded.device))
         return decoded + scale * noise

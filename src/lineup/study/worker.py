@@ -209,8 +209,10 @@ def _build(run: RunSpec, data: DataBundle, device: torch.device, ctx: RunContext
     if "init" in spec:
         _start_from(model, spec["init"]["run"], ctx.init_weights)
     model = model.to(device)
-    if has_generator(model):  # a GAN draws images in the value range of the normalised training images
-        model.set_input_range(*input_range(data.train, data.normalization))  # type: ignore[operator]
+    if callable(getattr(model, "set_input_range", None)):
+        # a GAN draws images in the value range of the normalised training images, and a Bernoulli decoder
+        # reads that range as its [0, 1]
+        model.set_input_range(*input_range(data.train, data.normalization))
     objective = create_objective(model.default_objective if cfg["objective"] == "auto" else cfg["objective"])
     return model, objective
 

@@ -72,6 +72,8 @@ class EarlyStopping(Callback):
         return score > self.best_score + self.min_delta
 
     def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if state.diverged:  # the loop stops anyway, and skipped validation: there is nothing to monitor
+            return
         if self.monitor not in metrics:
             raise KeyError(
                 f"early stopping monitors {self.monitor!r}, which this run does not log. "

@@ -169,7 +169,8 @@ class ELBOObjective(CrossEntropy):
         if model.elbo_weight > 0:
             generator = None if model.training else torch.Generator(device=x.device).manual_seed(0)
             decoded = model.decode(model.reparameterize(mu, logvar, generator))
-            terms = elbo(x, decoded, mu, logvar, model.beta, model.likelihood, log_scale=model.decoder_log_scale())
+            terms = elbo(model.likelihood_target(x), decoded, mu, logvar, model.beta, model.likelihood,
+                         log_scale=model.decoder_log_scale())
             loss = ce + model.elbo_weight * terms.loss
             parts.update(reconstruction=terms.reconstruction.detach(), kl=terms.kl.detach())
         return BatchLoss(loss, logits, parts)
