@@ -127,14 +127,19 @@ def test_fit_is_deterministic_per_seed() -> None:
     assert once(3) != once(4)
 
 
-def test_divergence_guard_stops_at_the_first_bad_step() -> None:
+def _fit_infinite(**kw: object) -> TrainState:
+    """Three epochs of a linear model whose weights are infinite from the start."""
     torch.manual_seed(0)
     model = _Linear()
     with torch.no_grad():
         model.fc.weight.fill_(float("inf"))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    state = fit(model, create_objective("cross_entropy"), opt, _blobs(), NORM, epochs=3, batch_size=50, seed=0,
-                device=torch.device("cpu"), callbacks=[DivergenceGuard()])
+    return fit(model, create_objective("cross_entropy"), opt, _blobs(), NORM, epochs=3, batch_size=50, seed=0,
+               device=torch.device("cpu"), **kw)  # type: ignore[arg-type]
+
+
+def test_divergence_guard_stops_at_the_first_bad_step() -> None:
+    state = _fit_infinite(callbacks=[DivergenceGuard()])
     assert state.diverged and state.diverged_step == 1
     assert state.stop_reason.startswith("diverged")
     assert len(state.history.epochs) == 1
@@ -142,14 +147,7 @@ def test_divergence_guard_stops_at_the_first_bad_step() -> None:
 
 def test_a_diverged_run_under_early_stopping_is_diverged_not_an_error() -> None:
     # The loop skips validation once a run has diverged; early stopping must not then ask for val_loss.
-    torch.manual_seed(0)
-    model = _Linear()
-    with torch.no_grad():
-        model.fc.weight.fill_(float("inf"))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    state = fit(model, create_objective("cross_entropy"), opt, _blobs(), NORM, epochs=3, batch_size=50, seed=0,
-                device=torch.device("cpu"), val=_blobs(100, seed=1),
-                callbacks=[DivergenceGuard(), EarlyStopping("val_loss", patience=1)])
+    state = _fit_infinite(val=_blobs(100, seed=1), callbacks=[DivergenceGuard(), EarlyStopping("val_loss", patience=1)])
     assert state.diverged and state.diverged_step == 1
     assert "val_loss" not in state.history.epochs[-1]
 
