@@ -140,3 +140,13 @@ def test_an_interrupted_stack_hands_back_interrupted_runs_and_trains_them_again(
     again = execute_group(group, plan.data, [RunContext() for _ in group], mode="always")
     assert [r.status for r in again] == ["complete"] * len(group)
     assert all(r.provenance["stacking"]["choice"] == "stacked" for r in again)
+
+
+def test_a_pool_worker_trains_a_stacked_group_as_one_task(tmp_path: Path) -> None:
+    from lineup.study.executors import PoolExecutor
+
+    doc = {**DOC, "models": DOC["models"][:2]}  # one group of six stackable runs
+    with Store(tmp_path) as store:
+        out = run_study(parse_study(doc), store, executor=PoolExecutor(workers=2, threads=1, stack="always"))
+        assert [r.status for _, r in out.trained] == ["complete"] * 6
+        assert {r.provenance["stacking"]["choice"] for r in store.runs("stacked")} == {"stacked"}
