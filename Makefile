@@ -17,6 +17,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_stacked.py
+	$(BIN)/python benchmarks/bench_engine_options.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
