@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Literal, get_args
 
+import torch
 from torch import nn
 
 from lineup.errors import SpecError
@@ -151,3 +152,15 @@ def classifier_head(in_features: int, num_outputs: int, *, dropout: float = 0.0)
     layers: list[tuple[str, nn.Module]] = [("drop", nn.Dropout(dropout))] if dropout else []
     layers.append(("fc", nn.Linear(in_features, num_outputs)))
     return nn.Sequential(OrderedDict(layers))
+
+
+@torch.no_grad()
+def set_channel_range(low_buffer: torch.Tensor, high_buffer: torch.Tensor, low: Sequence[float],
+                      high: Sequence[float]) -> None:
+    """Copy a per-channel value range ``[low, high]`` into a model's two range buffers, after checking that it has
+    one ``low < high`` per channel (a GAN's output range, a Bernoulli decoder's [0, 1] among the inputs)."""
+    lo, hi = torch.as_tensor(low, dtype=low_buffer.dtype), torch.as_tensor(high, dtype=high_buffer.dtype)
+    if lo.shape != low_buffer.shape or hi.shape != lo.shape or not bool((hi > lo).all()):
+        raise ValueError(f"need one low < high per channel ({low_buffer.numel()}), got {low} and {high}")
+    low_buffer.copy_(lo)
+    high_buffer.copy_(hi)

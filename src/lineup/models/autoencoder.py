@@ -43,6 +43,7 @@ from lineup.models._layers import (
     classifier_head,
     dense_layers,
     scale_widths,
+    set_channel_range,
 )
 from lineup.models._registry import register_variant
 
@@ -255,13 +256,8 @@ class UnitRange(nn.Module):
         self.register_buffer("low", torch.zeros(channels))
         self.register_buffer("high", torch.ones(channels))
 
-    @torch.no_grad()
     def set(self, low: Sequence[float], high: Sequence[float]) -> None:
-        lo, hi = torch.as_tensor(low, dtype=self.low.dtype), torch.as_tensor(high, dtype=self.high.dtype)
-        if lo.shape != self.low.shape or hi.shape != lo.shape or not bool((hi > lo).all()):
-            raise ValueError(f"need one low < high per channel ({self.low.numel()}), got {low} and {high}")
-        self.low.copy_(lo)
-        self.high.copy_(hi)
+        set_channel_range(self.low, self.high, low, high)
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs ``(N, C, H, W)`` mapped onto [0, 1], channel by channel."""

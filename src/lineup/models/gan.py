@@ -32,7 +32,7 @@ from torch import nn
 
 from lineup.errors import SpecError
 from lineup.models._base import InputShape, LineupModel
-from lineup.models._layers import check_widths
+from lineup.models._layers import check_widths, set_channel_range
 from lineup.models._registry import register_variant
 from lineup.models.autoencoder import conv_decoder, conv_encoder, stage_layers
 
@@ -227,12 +227,7 @@ class GAN(LineupModel):
     @torch.no_grad()
     def set_input_range(self, low: Sequence[float], high: Sequence[float]) -> None:
         """Draw images whose values per channel span ``[low, high]``: the range of the model's real inputs."""
-        lo = torch.as_tensor(low, dtype=self.input_low.dtype)
-        hi = torch.as_tensor(high, dtype=self.input_high.dtype)
-        if lo.shape != self.input_low.shape or hi.shape != lo.shape or not bool((hi > lo).all()):
-            raise ValueError(f"need one low < high per channel ({self.input_low.numel()}), got {low} and {high}")
-        self.input_low.copy_(lo)
-        self.input_high.copy_(hi)
+        set_channel_range(self.input_low, self.input_high, low, high)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Images ``(N, C, H, W)`` in the range of the model's inputs from noise ``(N, latent_dim)``."""
