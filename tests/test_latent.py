@@ -122,6 +122,16 @@ def test_pca2_kmeans_tells_zeros_from_ones() -> None:
     assert cluster_latents(a, b, y_test, k=10, seed=0).accuracy < 0.75
 
 
+def test_kmeans_restarts_make_the_clustering_a_property_of_the_code_not_of_the_seed() -> None:
+    """k = 10 on PCA-8 of the digits has many local minima. Measured: with 10 restarts the cluster accuracy of
+    seeds 0-5 spread from 0.666 to 0.747 (8 points, the best of them a worse fit); with ``KMEANS_RESTARTS`` (100)
+    from 0.666 to 0.669, one test image. The bound allows a little more than that."""
+    x_train, _, x_test, y_test = digits()
+    a, b = pca_features(x_train, x_test, dim=8)
+    accuracies = [cluster_latents(a, b, y_test, k=10, seed=seed).accuracy for seed in range(6)]
+    assert max(accuracies) - min(accuracies) <= 0.01, accuracies
+
+
 def test_linear_svm_and_baseline_table() -> None:
     x_train, y_train, x_test, y_test = digits()
     table = baseline_scores(x_train, y_train, x_test, y_test, pca_dims=(2, 10), seed=0)
