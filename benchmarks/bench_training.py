@@ -8,7 +8,8 @@ Three comparisons, each configuration in a fresh process so that its peak memory
 (b) achieved training GFLOP/s (forward + backward FLOPs counted by torch.utils.flop_counter) against the fp32
     matmul peak measured in the same run;
 (c) a study of 12 LeNet-5 runs (4 variants x 3 seeds, one epoch each): lineup's pool executor vs the same runs
-    one after the other in the notebook style.
+    one after the other in the notebook style, each scored on the validation and test splits at its end (lineup's
+    runs also evaluate the training split and store predictions, features and a linear probe).
 
 Only the ratios mean something across machines; absolute times vary by +-25% from run to run on small cloud
 machines. Usage: python benchmarks/bench_training.py [--quick] [--device cuda] [--out benchmarks/results/NAME.json]
@@ -70,7 +71,10 @@ def child_engine(model_name: str, options: dict, batch: int, train_size: int | N
     return {"seconds": time.perf_counter() - t0, "examples": len(data.train), "peak_mb": _peak_mb()}
 
 
-def child_notebook(model_name: str, options: dict, batch: int, train_size: int | None, device: str = "cpu") -> dict:
+def child_notebook(model_name: str, options: dict, batch: int, train_size: int | None, device: str = "cpu",
+                   score: bool = False) -> dict:
+    """One notebook-style training epoch; with ``score``, then the accuracy on the validation and test splits, as a
+    notebook's run ends (the study comparison (c) scores every run, as lineup does)."""
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
@@ -85,14 +89,17 @@ def child_notebook(model_name: str, options: dict, batch: int, train_size: int |
     mean, std = bundle.normalization.mean[0], bundle.normalization.std[0]
 
     class Images(Dataset):
+        def __init__(self, images, labels) -> None:  # type: ignore[no-untyped-def]
+            self.images, self.labels = images, labels
+
         def __len__(self) -> int:
-            return len(labels)
+            return len(self.labels)
 
         def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
-            return (torch.from_numpy(images[i]) - mean) / std, int(labels[i])
+            return (torch.from_numpy(self.images[i]) - mean) / std, int(self.labels[i])
 
     order = epoch_order(len(labels), seed=0, epoch=0).tolist()  # the same batches as the engine
-    loader = DataLoader(Images(), batch_size=batch, sampler=order)
+    loader = DataLoader(Images(images, labels), batch_size=batch, sampler=order)
     torch.manual_seed(0)
     model = create_model(model_name, bundle.input_shape, bundle.num_classes, **options).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -106,8 +113,17 @@ def child_notebook(model_name: str, options: dict, batch: int, train_size: int |
         loss.backward()
         opt.step()
         running += loss.item()
+    accuracy = {}
+    if score:
+        model.eval()
+        with torch.no_grad():
+            for name, split in (("val", bundle.val), ("test", bundle.test)):
+                held_out = Images(split.x.numpy().astype("float32") / 255.0, split.y.numpy())
+                right = sum(int((model(x.to(device)).argmax(1).cpu() == y).sum())
+                            for x, y in DataLoader(held_out, batch_size=1000))
+                accuracy[f"{name}_acc"] = right / len(held_out)
     _sync(device)
-    return {"seconds": time.perf_counter() - t0, "examples": len(labels), "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - t0, "examples": len(labels), "peak_mb": _peak_mb(), **accuracy}
 
 
 def child_flops(model_name: str, options: dict, batch: int) -> dict:
@@ -169,7 +185,7 @@ def child_study(style: str, runs: int, device: str = "cpu") -> dict:
     else:
         for i in range(runs):
             opts = [{}, {"batch_norm": True}, {"activation": "leaky_relu"}, {"dropout": 0.5}][i % 4]
-            child_notebook("lenet5", opts, 64, None, device)
+            child_notebook("lenet5", opts, 64, None, device, score=True)
     return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
 
 
