@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
+import torch
 
-from lineup.data.splits import stratified_split
+from lineup.data import splits
+from lineup.data.splits import fixed_rows, stratified_split
 from lineup.data.tasks import select_classes, stratified_subsample
 
 
@@ -119,3 +123,13 @@ def test_select_classes_relabels_in_the_given_order() -> None:
 def test_select_classes_rejects_bad_lists(classes: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         select_classes(np.arange(3), np.array([0, 1, 2]), classes)
+
+
+def test_fixed_rows_are_a_sorted_subset_that_does_not_depend_on_the_global_seed() -> None:
+    torch.manual_seed(1)
+    a = fixed_rows(1000, 50)
+    torch.manual_seed(2)
+    b = fixed_rows(1000, 50)
+    assert torch.equal(a, b) and len(a.unique()) == 50 and bool((a.diff() > 0).all()) and int(a.max()) < 1000
+    assert torch.equal(fixed_rows(7, 7), torch.arange(7))
+    assert doctest.testmod(splits).failed == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 
 def stratified_split(
@@ -72,3 +73,17 @@ def _largest_remainder(counts: np.ndarray, size: int) -> np.ndarray:
     missing = size - int(shares.sum())
     shares[np.argsort(-remainders, kind="stable")[:missing]] += 1
     return shares
+
+
+def fixed_rows(n: int, k: int) -> torch.Tensor:
+    """A fixed, sorted random subset of ``k`` of ``n`` positions (all of them when ``n <= k``): the same for every
+    run of a study, so that measurements on a subset of a split compare across runs.
+
+    >>> fixed_rows(3, 5).tolist()
+    [0, 1, 2]
+    >>> len(fixed_rows(100, 10)), bool((fixed_rows(100, 10).diff() > 0).all())
+    (10, True)
+    """
+    if n <= k:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values

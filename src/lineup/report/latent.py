@@ -18,6 +18,7 @@ from lineup.analysis.stats import mean_ci
 from lineup.report import _format as fmt
 from lineup.report import figures_latent as figs
 from lineup.report.collect import RunData, StudyData
+from lineup.report.density import density_blocks
 from lineup.report.document import Block, Bullets, Figure, Section, Table, code, para, strong
 from lineup.report.figures import Panel, band_panels
 
@@ -182,7 +183,8 @@ def _images(by_label: dict[str, list[RunData]], save: Save) -> list[Block]:
 
 def latent_section(data: StudyData, save: Save) -> Section | None:
     """"Latent spaces": per model, its code read by a linear SVM and by k-means and a Gaussian mixture, beside the
-    same on the pixels and on a PCA of equal width; the 2-D codes; posterior collapse; the image mosaics."""
+    same on the pixels and on a PCA of equal width; the 2-D codes; posterior collapse; on data whose distribution is
+    known, the distance of each VAE's density to the true one; the image mosaics."""
     by_label = latent_runs(data)
     if not by_label:
         return None
@@ -207,6 +209,7 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
     if scatter is not None:
         s.blocks.append(scatter)
     s.blocks += _collapse_notes(by_label)
+    s.blocks += density_blocks(data, save)
     s.blocks += _images(by_label, save)
     if any("latent_error" in r.record.summary for r in data.runs):
         s.blocks.append(para("Some runs' codes were not finite; see ", code("lineup show RUN"), "."))

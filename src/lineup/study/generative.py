@@ -40,8 +40,9 @@ import torch
 
 from lineup.analysis.generative import frechet_distance, sliced_wasserstein
 from lineup.data._types import DataBundle, Normalization, Split
+from lineup.data.splits import fixed_rows
 from lineup.models import LineupModel, create_model
-from lineup.study.latent import _rows, _save_png, _to_pixels, mosaic
+from lineup.study.latent import _save_png, _to_pixels, mosaic
 from lineup.train.callbacks import Callback
 from lineup.train.engine import OptimConfig, TrainState, build_optimizer, evaluate, fit
 from lineup.train.objectives import create_objective
@@ -197,8 +198,8 @@ def generative_results(model: Any, data: DataBundle, step_parts: dict[str, list[
     """
     norm = data.normalization
     n = min(len(data.test), QUALITY_EXAMPLES)
-    real = norm.apply(data.test.take(_rows(len(data.test), n)).x)
-    train = norm.apply(data.train.take(_rows(len(data.train), n)).x)
+    real = norm.apply(data.test.take(fixed_rows(len(data.test), n)).x)
+    train = norm.apply(data.train.take(fixed_rows(len(data.train), n)).x)
     was_training = model.training
     model.eval()
     try:

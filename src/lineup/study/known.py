@@ -6,6 +6,11 @@ distribution (with its error bound and how it was computed), the model's test ri
 is from the true one (mean KL divergence on the test sample) and its calibration (ECE). On inputs of two values the
 model's class probabilities on a fixed grid are kept too, as a prediction split named ``"grid"`` whose labels are
 the Bayes classifier's decisions at the same points, so the report can draw decision regions with the Bayes boundary.
+
+A model that is a density itself (a VAE with a Gaussian decoder) is also set against the true density of the inputs:
+``KL(p_true || p_model)`` estimated on test points, with ``log p_model`` from the importance-weighted bound, which
+makes the estimate an upper bound on the KL that tightens as the number of importance samples grows
+(``density_results``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from lineup.analysis.generative import iwae_log_likelihood, kl_to_true_density
 from lineup.analysis.risk import expected_calibration_error, mean_kl_divergence
-from lineup.data._types import DataBundle, Split
+from lineup.data._types import DataBundle, Normalization, Split
+from lineup.data.splits import fixed_rows
 from lineup.data.synthetic import decision_grid
 from lineup.train import Evaluation, evaluate
 from lineup.train.objectives import Objective
@@ -83,3 +90,70 @@ def known_distribution_results(model: torch.nn.Module, objective: Objective, dat
     grid = evaluate(model, objective, split, data.normalization, device=device, batch_size=batch_size)
     summary["grid"] = {"cells": cells, "extent": list(extent)}
     return summary, grid
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The model's density against the true one
+
+#: Importance samples per test point of the IWAE bound (Burda et al., 2015): the largest gives the stored KL, the
+#: smaller ones show how much the bound tightens (``k = 1`` is the ELBO).
+DENSITY_KS = (1, 10, 100, 1000)
+#: Test points, at most (a fixed random subset), on which the KL is estimated.
+DENSITY_POINTS = 2000
+#: Decoded rows per batch of the IWAE bound (points x importance samples), which bounds its memory.
+DENSITY_ROWS = 1 << 17
+
+
+def has_density(model: torch.nn.Module) -> bool:
+    """Whether the model defines a density of its continuous inputs that the IWAE bound can evaluate: a VAE
+    (``encode``, ``decode``, ``log_likelihood``) with a Gaussian decoder. A Bernoulli decoder's likelihood is a
+    probability of binary values, not a density of real ones, so it is not compared with a density."""
+    return all(callable(getattr(model, name, None)) for name in ("encode", "decode", "log_likelihood")) \
+        and getattr(model, "likelihood", None) == "gaussian"
+
+
+def _log_jacobian(norm: Normalization, shape: tuple[int, ...]) -> float:
+    """``log |det d x' / d x|`` of the map from stored inputs to model inputs, ``x' = (x * scale - mean) / std`` per
+    channel, ``shape = (C, H, W)``: ``log p(x) = log p'(x') + log |det d x' / d x|`` for densities ``p`` of ``x``
+    and ``p'`` of ``x'``."""
+    c, values_per_channel = shape[0], int(np.prod(shape[1:]))
+    std = np.broadcast_to(np.asarray(norm.std, dtype=np.float64), (c,))
+    return float(values_per_channel * np.sum(np.log(norm.scale / std)))
+
+
+def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.device, seed: int,
+                    ks: tuple[int, ...] = DENSITY_KS, points: int = DENSITY_POINTS) -> dict[str, Any]:
+    """``KL(p_true || p_model)`` of a model with ``has_density`` on data whose distribution has ``log_density``.
+
+    On a fixed subset of at most ``points`` test points ``x_i ~ p_true``, the mean of ``log p_true(x_i) - L_k(x_i)``
+    (``lineup.analysis.generative.kl_to_true_density``), where ``L_k`` is the IWAE bound on the model's
+    ``log p_model(x_i)`` with ``k`` importance samples, moved from the model's normalised inputs to the stored ones
+    by the normalisation's Jacobian. Every ``k`` of ``ks`` uses the same points and a stream seeded by ``seed``.
+
+    Returns:
+        ``density_kl``, ``density_kl_standard_error`` and ``density_kl_k`` (the largest ``k``), ``density_kl_points``,
+        ``density_kl_by_k`` (``{str(k): [value, standard error]}``) and ``density_val_log_p``, the mean
+        ``log p_true`` of the validation inputs in the model's coordinates, which added to a validation negative
+        ELBO (``val_reconstruction + val_kl``) gives the epoch's ``k = 1`` bound on the KL. Empty when the model or
+        the distribution has no density.
+    """
+    dist = data.distribution
+    if not (has_density(model) and callable(getattr(dist, "log_density", None))) or len(data.test) < 2:
+        return {}
+    rows = data.test.x[fixed_rows(len(data.test), points)]
+    log_p_true = dist.log_density(rows.double().numpy())  # type: ignore[union-attr]  # (n,)
+    jacobian = _log_jacobian(data.normalization, data.input_shape)
+    x = data.normalization.apply(rows.to(device))
+    chunk = max(1, DENSITY_ROWS // len(rows))
+    by_k = {}
+    for k in ks:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        bound = iwae_log_likelihood(model, x, k=k, generator=generator, chunk=chunk)  # type: ignore[arg-type]
+        by_k[k] = kl_to_true_density(log_p_true, bound.double().cpu().numpy() + jacobian, k=k)
+    top = by_k[max(ks)]
+    val_log_p = (float(dist.log_density(data.val.x.double().numpy()).mean()) - jacobian  # type: ignore[union-attr]
+                 if len(data.val) else None)
+    return {"density_kl": top.value, "density_kl_standard_error": top.standard_error, "density_kl_k": top.k,
+            "density_kl_points": top.n, "density_kl_by_k": {str(k): [r.value, r.standard_error] for k, r in
+                                                            by_k.items()},
+            "density_val_log_p": val_log_p}

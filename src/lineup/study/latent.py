@@ -34,6 +34,7 @@ from scipy import stats
 from lineup._io import atomic_write
 from lineup.analysis.latent import LatentScores, latent_scores, pca_features, pixel_features
 from lineup.data._types import DataBundle, Normalization, Split
+from lineup.data.splits import fixed_rows
 from lineup.models.vae import VAE
 from lineup.train.losses import posterior_collapse
 
@@ -51,13 +52,6 @@ N_RECONSTRUCTIONS, N_SAMPLES, TRAVERSAL_STEPS, TRAVERSAL_DIMS = 10, 32, 9, 8
 def has_latent_space(model: torch.nn.Module) -> bool:
     """Whether the model marks itself as having a latent space to judge (it defines ``latent_codes``)."""
     return callable(getattr(model, "latent_codes", None))
-
-
-def _rows(n: int, k: int) -> torch.Tensor:
-    """A fixed sorted random subset of ``k`` of ``n`` positions (all of them when ``n <= k``)."""
-    if n <= k:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
 
 
 @torch.no_grad()
@@ -97,7 +91,7 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
     was_training = model.training
     model.eval()
     try:
-        train = data.train.take(_rows(len(data.train), LATENT_TRAIN_EXAMPLES))
+        train = data.train.take(fixed_rows(len(data.train), LATENT_TRAIN_EXAMPLES))
         x_train, z_train = _encode(model, train, data.normalization, device, batch_size)
         x_test, z_test = _encode(model, data.test, data.normalization, device, batch_size)
         y_train, y_test = train.y.numpy(), data.test.y.numpy()

@@ -25,12 +25,13 @@ import torch
 import lineup
 from lineup._io import atomic_write
 from lineup.data._types import DataBundle, Split
+from lineup.data.splits import fixed_rows
 from lineup.models import LineupModel, create_model, summarize
 from lineup.models.capture import record_representations
 from lineup.spec import RunSpec
 from lineup.store import FEATURES, Failure
 from lineup.study.generative import generative_results, has_generator, input_range, sample_grids
-from lineup.study.known import GRID_SPLIT, known_distribution_results
+from lineup.study.known import GRID_SPLIT, density_results, known_distribution_results
 from lineup.study.latent import has_latent_space, latent_results
 from lineup.study.probe import PROBE_TRAIN_EXAMPLES, has_probe, probe_results
 from lineup.train import (
@@ -138,10 +139,8 @@ EMBEDDING_EXAMPLES = 1000
 
 
 def embedding_rows(n: int, k: int = EMBEDDING_EXAMPLES) -> torch.Tensor:
-    """A fixed, sorted random subset of ``k`` of ``n`` positions: every run of a study embeds the same examples."""
-    if n <= k:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
+    """The positions every run of a study embeds: ``fixed_rows`` with ``EMBEDDING_EXAMPLES`` by default."""
+    return fixed_rows(n, k)
 
 
 def _features(model: LineupModel, data: DataBundle, rows: torch.Tensor, device: torch.device,
@@ -383,6 +382,7 @@ def _finish(run: RunSpec, data: DataBundle, device: torch.device, result: RunRes
         known, grid = known_distribution_results(model, objective, data, result.evaluations["test"], device=device,
                                                  batch_size=ebs)
         result.summary.update(known)
+        result.summary.update(density_results(model, data, device=device, seed=run.seed))
         if grid is not None:
             result.evaluations[GRID_SPLIT] = grid
     result.failures = _failures(result.evaluations["test"], data, run.spec["protocol"]["failure_cases"])

@@ -185,6 +185,10 @@ class LabelNoise:
     def bayes_predict(self, x: Any) -> np.ndarray:
         return self.base.bayes_predict(x)
 
+    def log_density(self, x: Any) -> np.ndarray:
+        """``log p(x)`` of the base distribution: flipping labels leaves the inputs as they were."""
+        return self.base.log_density(x)  # type: ignore[attr-defined, no-any-return]
+
     def bayes_risk(self) -> BayesRisk:
         r = self.base.bayes_risk()
         return BayesRisk(

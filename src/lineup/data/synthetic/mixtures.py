@@ -202,6 +202,10 @@ class GaussianMixture:
             out[:, k] = _logsumexp(comp[:, self.labels == k])
         return out
 
+    def log_density(self, x: Any) -> np.ndarray:
+        """``log p(x) = log sum_k pi_k p_k(x)``, shape ``(N,)``: the density of the inputs, whatever their labels."""
+        return _logsumexp(self.log_joint(x))
+
     def posterior(self, x: Any) -> np.ndarray:
         """``p(y = k | x)``, shape ``(N, K)``: the softmax of ``log_joint``."""
         lj = self.log_joint(x)
