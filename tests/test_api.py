@@ -4,6 +4,7 @@ store, it displays as a table in Jupyter, and the example notebook runs top to b
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 import typing
@@ -207,3 +208,16 @@ def test_the_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.Mon
     params = runs.groupby("label")["params"].first()
     assert abs(params["tiny"] - 5_000) <= 500 and abs(params["tiny-20k"] - 20_000) <= 2_000
     assert results.report_path is not None and results.report_path.exists()
+
+
+def test_a_training_worker_does_not_import_the_report_or_the_analyses_until_asked() -> None:
+    """``import lineup`` is lazy (PEP 562): a pool worker that imports the run code trains without matplotlib, pandas
+    or scikit-learn in memory (about 130 MB); the public names and subpackages still resolve on first use."""
+    code = ("import sys, lineup.study.worker, lineup.data\n"
+            "heavy = sorted(m for m in ('matplotlib', 'pandas', 'sklearn', 'optuna') if m in sys.modules)\n"
+            "import lineup\n"
+            "assert lineup.Store.__module__ == 'lineup.store' and callable(lineup.models.create_model)\n"
+            "assert sorted(lineup.__all__[:-1]) == sorted(lineup._EXPORTS) and 'run_study' in dir(lineup)\n"
+            "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,17 +13,60 @@ Your own parts register with ``lineup.register_model``, ``register_dataset``, ``
 
 __version__ = "0.1.0"
 
-from lineup.analysis.scores import register_metric  # noqa: E402
-from lineup.api import Results, make_study, model, open_results, run, variant  # noqa: E402
-from lineup.data import DatasetTensors, register_dataset  # noqa: E402
-from lineup.models import LineupModel, register_model  # noqa: E402
-from lineup.report import build_report  # noqa: E402
-from lineup.results import runs_frame, summary_table  # noqa: E402
-from lineup.spec import load_study, parse_study  # noqa: E402
-from lineup.store import Store  # noqa: E402
-from lineup.study import prepare, run_study  # noqa: E402
-from lineup.train.objectives import register_objective  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Where each name of the public API lives. They are imported on first use (PEP 562), so that ``import
+#: lineup.models`` in a training worker does not also load the report's matplotlib and the analyses' pandas and
+#: scikit-learn: about 130 MB of resident memory that a run needs, if at all, only after it has trained.
+_EXPORTS = {
+    "register_metric": "lineup.analysis.scores",
+    "Results": "lineup.api", "make_study": "lineup.api", "model": "lineup.api", "open_results": "lineup.api",
+    "run": "lineup.api", "variant": "lineup.api",
+    "DatasetTensors": "lineup.data", "register_dataset": "lineup.data",
+    "LineupModel": "lineup.models", "register_model": "lineup.models",
+    "build_report": "lineup.report",
+    "runs_frame": "lineup.results", "summary_table": "lineup.results",
+    "load_study": "lineup.spec", "parse_study": "lineup.spec",
+    "Store": "lineup.store",
+    "prepare": "lineup.study", "run_study": "lineup.study",
+    "register_objective": "lineup.train.objectives",
+}
 
 __all__ = ["DatasetTensors", "LineupModel", "Results", "Store", "build_report", "load_study", "make_study", "model",
            "open_results", "parse_study", "prepare", "register_dataset", "register_metric", "register_model",
            "register_objective", "run", "run_study", "runs_frame", "summary_table", "variant", "__version__"]
+
+
+#: Subpackages reachable as attributes after a plain ``import lineup`` (``lineup.data.load(...)``), as when this
+#: module imported them all.
+_SUBMODULES = frozenset({"analysis", "api", "data", "decomposition", "errors", "models", "plugins", "report",
+                         "results", "schema", "search", "spec", "store", "study", "train"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"lineup.{name}")  # the import binds it here, so this runs once
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lineup' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:
+    from lineup.analysis.scores import register_metric
+    from lineup.api import Results, make_study, model, open_results, run, variant
+    from lineup.data import DatasetTensors, register_dataset
+    from lineup.models import LineupModel, register_model
+    from lineup.report import build_report
+    from lineup.results import runs_frame, summary_table
+    from lineup.spec import load_study, parse_study
+    from lineup.store import Store
+    from lineup.study import prepare, run_study
+    from lineup.train.objectives import register_objective

@@ -25,18 +25,20 @@ are used (a fixed random subset), which keeps a pixel SVM on a large dataset to 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from scipy import stats
 
 from lineup._io import atomic_write
-from lineup.analysis.latent import LatentScores, latent_scores, pca_features, pixel_features
 from lineup.data._types import DataBundle, Normalization, Split
 from lineup.data.splits import fixed_rows
 from lineup.models.vae import VAE
 from lineup.train.losses import posterior_collapse
+
+if TYPE_CHECKING:
+    from lineup.analysis.latent import LatentScores
 
 #: Training examples, at most, whose codes (and pixels) the SVMs and clusterings are fitted on.
 LATENT_TRAIN_EXAMPLES = 5000
@@ -88,6 +90,9 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
         seed: seed of the SVM's solver, the clusterings' initialisations and the PCA.
         artifact_dir: the run's folder, where the image mosaics go; ``None`` writes none.
     """
+    # scikit-learn only now, after training (see lineup.study.probe).
+    from lineup.analysis.latent import latent_scores, pca_features, pixel_features
+
     was_training = model.training
     model.eval()
     try:

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from lineup.analysis.probe import PROBE_C, linear_probe
 from lineup.data._types import DataBundle, Normalization, Split
 
 #: Training examples, at most, whose features the probe is fitted on (a fixed random subset beyond that): enough
@@ -56,6 +55,10 @@ def probe_results(model: Any, data: DataBundle, rows: torch.Tensor, *, device: t
         device: where the model is.
         batch_size: examples per forward pass.
     """
+    # scikit-learn only now, after training: a worker that imported it at start would carry its ~100 MB through
+    # every epoch.
+    from lineup.analysis.probe import PROBE_C, linear_probe
+
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
