@@ -20,7 +20,7 @@ from lineup.models import create_model
 from lineup.report import build_report
 from lineup.report.collect import collect
 from lineup.report.density import density_runs, epoch_bounds
-from lineup.study.known import DENSITY_KS, DENSITY_ROWS, density_results, has_density
+from lineup.study.known import DENSITY_KS, DENSITY_ROWS, density_results, gaussian_fit, has_density
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")  # seed 0, one torch thread (conftest.py)
 
@@ -47,6 +47,21 @@ def test_the_log_density_of_a_mixture_is_normalised_and_is_the_log_sum_of_its_jo
     gx, gy = np.meshgrid(grid, grid)
     points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     assert np.exp(mixture.log_density(points)).sum() * h * h == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_gaussian_baseline_is_at_kl_zero_on_gaussian_data_and_is_the_moment_matched_fit() -> None:
+    # Two classes whose means are scaled to 0: the inputs are one standard Gaussian of the plane.
+    one = data.load("gaussian-2", options={**OPTIONS, "mean_scale": 0.0})
+    r = density_results(create_model("vae", (1, 1, 2), 2, latent_dim=2), one, device=CPU, seed=0, ks=(1,))
+    # Fitted on 2,000 points, the Gaussian's KL is its estimation error, about D(D + 3) / (4 n) = 0.0013 nats.
+    assert abs(r["density_kl_gaussian"]) < 0.01 + 3 * r["density_kl_gaussian_standard_error"]
+    fit = gaussian_fit(one.train.x)
+    x = one.train.x.double().flatten(1).numpy()
+    np.testing.assert_allclose(fit.mean, x.mean(axis=0))
+    np.testing.assert_allclose(fit.cov, np.cov(x, rowvar=False, bias=True))
+    # More values than half the examples: a diagonal covariance.
+    wide = gaussian_fit(torch.randn(10, 1, 2, 3))
+    assert np.count_nonzero(wide.cov - np.diag(np.diagonal(wide.cov))) == 0
 
 
 def test_only_gaussian_decoders_are_set_against_a_density() -> None:
@@ -174,8 +189,10 @@ def test_a_study_stores_the_kl_bound_and_the_report_shows_it_tighten_with_k_and_
             assert len(curve) == 8 and curve[-1] < 0.5 * curve[0]  # the ELBO bound falls as training proceeds
             # After training, the k = 1 bound on validation points and on test points estimate the same KL.
             assert curve[-1] == pytest.approx(by_k[1][0], abs=6 * by_k[1][1] + 0.05)
+            # Four blobs are no Gaussian: the VAE beats the one Gaussian fitted to the same training inputs.
+            assert s["density_kl"] < s["density_kl_gaussian"], (s["density_kl"], s["density_kl_gaussian"])
         report = build_report(store, study.name)
     md = (report.parent / "tables" / "density_kl.md").read_text()
-    assert "k = 1,000" in md and "| vae | 2 |" in md
+    assert "k = 1,000" in md and "| vae | 2 |" in md and "| baseline: one Gaussian fitted" in md
     assert (report.parent / "figures" / "density_epochs.png").exists()
     assert "The model&#39;s density against the true one" in report.read_text()

@@ -23,6 +23,10 @@ from lineup.report.figures import Panel, band_panels
 Save = Callable[[MplFigure, str], str]
 
 
+#: The baseline row: an exact density, so its KL is the same in every k column.
+BASELINE = "baseline: one Gaussian fitted to the training inputs (exact, any k)"
+
+
 def density_runs(data: StudyData) -> dict[str, list[RunData]]:
     """The complete runs whose summaries hold a KL to the true density, by model label in file order, by seed."""
     return data.with_summary("density_kl")
@@ -39,28 +43,42 @@ def epoch_bounds(run: RunData) -> list[float]:
             if "val_reconstruction" in e and "val_kl" in e]
 
 
-def density_table(by_label: dict[str, list[RunData]]) -> Table:
-    """Per model, the KL bound at every stored ``k``, mean over seeds with a 95% bootstrap interval."""
-    ks = sorted({int(k) for runs in by_label.values() for r in runs for k in r.record.summary["density_kl_by_k"]})
-    header = ["model", "seeds", *(f"KL bound, k = {k:,} [95% CI]" for k in ks), "standard error within a run"]
-    rows = []
-    for label, runs in by_label.items():
-        cells = []
-        for k in ks:
-            values = [r.record.summary["density_kl_by_k"][str(k)][0] for r in runs
-                      if str(k) in r.record.summary["density_kl_by_k"]]
-            cells.append(fmt.ci(mean_ci(values), scale=1.0, digits=4) if values else "")
-        se = max(float(r.record.summary["density_kl_standard_error"]) for r in runs)
-        rows.append([label, str(len(runs)), *cells, f"at most {se:.4f}"])
-    return Table("density_kl", header, rows)
+def density_table(settings: dict[str, dict[str, list[RunData]]]) -> Table:
+    """Per data setting and model, the KL bound at every stored ``k``, mean over seeds with a 95% bootstrap
+    interval; the setting column only when there are several."""
+    every = [r for by_label in settings.values() for runs in by_label.values() for r in runs]
+    ks = sorted({int(k) for r in every for k in r.record.summary["density_kl_by_k"]})
+    several = len(settings) > 1
+    header = [*(["setting"] if several else []), "model", "seeds", *(f"KL bound, k = {k:,} [95% CI]" for k in ks),
+              "standard error within a run"]
+    rows, classes = [], []
+    for setting, by_label in settings.items():
+        for label, runs in by_label.items():
+            cells = []
+            for k in ks:
+                values = [r.record.summary["density_kl_by_k"][str(k)][0] for r in runs
+                          if str(k) in r.record.summary["density_kl_by_k"]]
+                cells.append(fmt.ci(mean_ci(values), scale=1.0, digits=4) if values else "")
+            se = max(float(r.record.summary["density_kl_standard_error"]) for r in runs)
+            rows.append([*([setting] if several else []), label, str(len(runs)), *cells, f"at most {se:.4f}"])
+            classes.append("")
+        runs = [r for runs in by_label.values() for r in runs if "density_kl_gaussian" in r.record.summary]
+        if runs:  # one per run, on the run's test points; the same training sample whatever the seed
+            value = fmt.ci(mean_ci([r.record.summary["density_kl_gaussian"] for r in runs]), scale=1.0, digits=4)
+            se = max(float(r.record.summary["density_kl_gaussian_standard_error"]) for r in runs)
+            rows.append([*([setting] if several else []), BASELINE, str(len({r.seed for r in runs})),
+                         *([value] * len(ks)), f"at most {se:.4f}"])
+            classes.append("baseline")
+    return Table("density_kl", header, rows, classes)
 
 
 def density_blocks(data: StudyData, save: Save) -> list[Block]:
-    """The table of KL bounds and, where the histories allow, the per-epoch bound; nothing without such runs."""
-    by_label = density_runs(data)
-    if not by_label:
+    """The table of KL bounds and, where the histories allow, the per-epoch bound, over every data setting; nothing
+    without such runs."""
+    settings = {d.setting: runs for d in data.settings if (runs := density_runs(d))}
+    if not settings:
         return []
-    first = next(iter(by_label.values()))[0].record.summary
+    first = next(iter(next(iter(settings.values())).values()))[0].record.summary
     blocks: list[Block] = [
         para(strong("The model's density against the true one.")),
         para("For a VAE with a Gaussian decoder on data whose distribution is known, KL(p_true ‖ p_model) = "
@@ -70,13 +88,22 @@ def density_blocks(data: StudyData, save: Save) -> list[Block]:
              "is therefore an upper bound on the KL, tighter as k grows (k = 1 is the ELBO); a value near 0 means "
              "the model's density is close to the true one. Every k uses the same points; in nats, mean over seeds "
              "with a 95% bootstrap interval; the last column is the largest standard error of one run's estimate "
-             f"at k = {int(first['density_kl_k']):,} (over the test points)."),
-        density_table(by_label),
+             f"at k = {int(first['density_kl_k']):,} (over the test points). The baseline is the maximum-likelihood "
+             "Gaussian of the training inputs (diagonal when there are fewer than twice as many inputs as values per "
+             "input): what a VAE whose posterior has collapsed comes to, since its decoder then ignores z."
+             + (" Every data setting is listed." if len(settings) > 1 else "")),
+        density_table(settings),
     ]
-    series = {label: [c for c in (epoch_bounds(r) for r in runs) if c] for label, runs in by_label.items()}
-    if any(series.values()):
-        fig = band_panels([Panel("KL(p_true ‖ p_model) bound, k = 1 (validation ELBO)", series, ylabel="nats",
-                                 zero_line=True)], labels=list(by_label), ncols=1)
+    labels = list(dict.fromkeys(label for by_label in settings.values() for label in by_label))
+    panels = []
+    for setting, by_label in settings.items():
+        series = {label: [c for c in (epoch_bounds(r) for r in runs) if c] for label, runs in by_label.items()}
+        if any(series.values()):
+            title = "KL(p_true ‖ p_model) bound, k = 1 (validation ELBO)"
+            panels.append(Panel(f"{setting}: {title}" if len(settings) > 1 else title, series, ylabel="nats",
+                                zero_line=True))
+    if panels:
+        fig = band_panels(panels, labels=labels, ncols=min(2, len(panels)))
         blocks.append(Figure("density_epochs", "the k = 1 bound on the KL to the true density per epoch",
                              save(fig, "density_epochs"),
                              caption="Mean log p_true of the validation inputs minus the validation ELBO after each "

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from lineup.analysis.generative import iwae_log_likelihood, kl_to_true_density
 from lineup.analysis.risk import expected_calibration_error, mean_kl_divergence
@@ -134,8 +135,9 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
         ``density_kl``, ``density_kl_standard_error`` and ``density_kl_k`` (the largest ``k``), ``density_kl_points``,
         ``density_kl_by_k`` (``{str(k): [value, standard error]}``) and ``density_val_log_p``, the mean
         ``log p_true`` of the validation inputs in the model's coordinates, which added to a validation negative
-        ELBO (``val_reconstruction + val_kl``) gives the epoch's ``k = 1`` bound on the KL. Empty when the model or
-        the distribution has no density.
+        ELBO (``val_reconstruction + val_kl``) gives the epoch's ``k = 1`` bound on the KL; and the baseline
+        ``density_kl_gaussian`` (with its ``_standard_error``), the KL of ``gaussian_fit`` of the training inputs on
+        the same points. Empty when the model or the distribution has no density.
     """
     dist = data.distribution
     if not (has_density(model) and callable(getattr(dist, "log_density", None))) or len(data.test) < 2:
@@ -153,7 +155,21 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
     top = by_k[max(ks)]
     val_log_p = (float(dist.log_density(data.val.x.double().numpy()).mean()) - jacobian  # type: ignore[union-attr]
                  if len(data.val) else None)
+    gaussian = kl_to_true_density(log_p_true, gaussian_fit(data.train.x).logpdf(rows.double().flatten(1).numpy()))
     return {"density_kl": top.value, "density_kl_standard_error": top.standard_error, "density_kl_k": top.k,
             "density_kl_points": top.n, "density_kl_by_k": {str(k): [r.value, r.standard_error] for k, r in
                                                             by_k.items()},
+            "density_kl_gaussian": gaussian.value, "density_kl_gaussian_standard_error": gaussian.standard_error,
             "density_val_log_p": val_log_p}
+
+
+def gaussian_fit(x: torch.Tensor) -> Any:
+    """The maximum-likelihood Gaussian of a training sample ``(N, C, H, W)``, as a frozen SciPy distribution of its
+    flattened rows: the baseline density that any latent-variable model should beat (it is what a VAE whose
+    posterior has collapsed comes to, since its decoder then ignores ``z``). With fewer than twice as many examples as
+    values per example the covariance is diagonal, as a full one would be nearly singular."""
+    rows = x.double().flatten(1).numpy()  # (N, D)
+    n, d = rows.shape
+    mean = rows.mean(axis=0)
+    cov = np.cov(rows, rowvar=False, bias=True).reshape(d, d) if n > 2 * d else np.diag(rows.var(axis=0))
+    return stats.multivariate_normal(mean, cov)
