@@ -12,6 +12,7 @@ import pytest
 import torch
 from scipy.special import logsumexp
 
+from density_helpers import ExactDensity, train_on_elbo
 from lineup import Store, data, load_study, run_study
 from lineup.analysis.generative import iwae_log_likelihood, kl_to_true_density
 from lineup.data._types import Normalization
@@ -72,55 +73,23 @@ def test_only_gaussian_decoders_are_set_against_a_density() -> None:
                            device=CPU, seed=0) == {}
 
 
-class TrueDensity(torch.nn.Module):
-    """The true density of ``xor`` in the coordinates the model sees, ``x' = (x - mean) / std``: ``q(z|x) = p(z)`` and
-    ``p(x'|z) = p_true(mean + std x') std^2`` (two values per point, each stretched by ``std``). Every importance
-    weight is then ``p(x')``, so its KL to the truth is 0 at every k."""
-
-    likelihood = "gaussian"
-    latent_dim = 1
-
-    def __init__(self, bundle: data.DataBundle) -> None:
-        super().__init__()
-        self.dist, (self.mean,), (self.std,) = bundle.distribution, bundle.normalization.mean, bundle.normalization.std
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(len(x), 1, dtype=torch.float64)
-        return zeros, zeros
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return z
-
-    def log_likelihood(self, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
-        raw = x.double().numpy() * self.std + self.mean
-        return torch.from_numpy(self.dist.log_density(raw) + 2 * math.log(self.std))
-
-
 def test_a_model_that_is_the_true_density_is_at_kl_zero_for_every_k(xor: data.DataBundle) -> None:
-    r = density_results(TrueDensity(xor), xor, device=CPU, seed=0)
+    # The true density in the coordinates the model sees, x' = (x - mean) / std: p'(x') = p_true(mean + std x') std^2
+    # (two values per point, each stretched by std).
+    (mean,), (std,) = xor.normalization.mean, xor.normalization.std
+    true = ExactDensity(lambda x: xor.distribution.log_density(x * std + mean) + 2 * math.log(std))
+    r = density_results(true, xor, device=CPU, seed=0)
     assert r["density_kl_k"] == max(DENSITY_KS) and r["density_kl_points"] == len(xor.test)
     for k in DENSITY_KS:
         value, se = r["density_kl_by_k"][str(k)]
         assert abs(value) < 1e-6 and se < 1e-6
 
 
-def _train(model: torch.nn.Module, bundle: data.DataBundle, steps: int) -> None:
-    x = bundle.normalization.apply(bundle.train.x)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        i = torch.randint(0, len(x), (128,), generator=order)
-        loss = model.negative_elbo(x[i]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-
 def test_the_stored_kl_matches_the_bound_computed_in_raw_coordinates(xor: data.DataBundle) -> None:
     """The same model read without the normalisation: its Gaussian decoder's mean and scale mapped back to the
     stored coordinates, the density evaluated there by torch.distributions. No Jacobian is written by hand."""
     model = create_model("vae", (1, 1, 2), 2, latent_dim=2, hidden=(32, 32))
-    _train(model, xor, 300)
+    train_on_elbo(model, xor.normalization.apply(xor.train.x), 300, batch=128)
     ours = density_results(model, xor, device=CPU, seed=0, ks=(50,))
     (mean,), (std,) = xor.normalization.mean, xor.normalization.std
 

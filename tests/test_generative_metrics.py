@@ -11,6 +11,7 @@ import scipy.stats
 import torch
 from scipy.special import logsumexp
 
+from density_helpers import ExactDensity, train_on_elbo
 from lineup import data
 from lineup.analysis.generative import (
     KLEstimate,
@@ -39,28 +40,6 @@ def true_log_density(mixture: GaussianMixture, x: np.ndarray) -> np.ndarray:
     return logsumexp(mixture.log_joint(x), axis=1)
 
 
-class ExactDensity:
-    """A "model" that is the true density: ``q(z|x) = p(z)`` and ``p(x|z) = p_true(x)`` whatever ``z``.
-
-    Every importance weight is then ``p_true(x) p(z) / q(z|x) = p_true(x)``, so the IWAE bound is exact for any k.
-    """
-
-    latent_dim = 1
-
-    def __init__(self, mixture: GaussianMixture) -> None:
-        self.mixture = mixture
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = torch.zeros(len(x), 1, dtype=torch.float64)
-        return zeros, zeros
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return z
-
-    def log_likelihood(self, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(true_log_density(self.mixture, x.numpy()))
-
-
 @pytest.fixture(scope="module")
 def evaluation_points() -> tuple[torch.Tensor, np.ndarray]:
     x, _ = MIXTURE.sample(2000, seed=1)
@@ -68,16 +47,8 @@ def evaluation_points() -> tuple[torch.Tensor, np.ndarray]:
 
 
 def train_vae(model: VAE, steps: int) -> None:
-    x, _ = MIXTURE.sample(20_000, seed=0)
-    x = torch.tensor(x, dtype=torch.float32)  # (N, 1, 1, 2), a fresh sample independent of the evaluation's
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        i = torch.randint(0, len(x), (256,), generator=order)
-        loss = model.negative_elbo(x[i]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    x, _ = MIXTURE.sample(20_000, seed=0)  # (N, 1, 1, 2), a fresh sample independent of the evaluation's
+    train_on_elbo(model, torch.tensor(x, dtype=torch.float32), steps, batch=256)
 
 
 def kl_estimate(model: VAE, points: tuple[torch.Tensor, np.ndarray], k: int) -> KLEstimate:
@@ -101,8 +72,8 @@ def test_iwae_of_the_true_density_is_exact(evaluation_points: tuple[torch.Tensor
     x = evaluation_points[0].double()
     log_p = true_log_density(MIXTURE, x.numpy())  # at the float32 points the model sees
     for k, chunk in [(1, 1), (7, 3), (50, 64)]:  # chunks that do and do not divide k
-        bound = iwae_log_likelihood(ExactDensity(MIXTURE), x, k=k, generator=torch.Generator().manual_seed(0),
-                                    chunk=chunk)
+        bound = iwae_log_likelihood(ExactDensity(MIXTURE.log_density), x, k=k, chunk=chunk,
+                                    generator=torch.Generator().manual_seed(0))
         np.testing.assert_allclose(bound.numpy(), log_p, rtol=0, atol=1e-10)
         assert abs(kl_to_true_density(log_p, bound.numpy(), k=k).value) < 1e-10
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import distributions as D
 from torch import nn
 
+from density_helpers import train_on_elbo
 from lineup.data.synthetic import xor_blobs
 from lineup.errors import SpecError
 from lineup.models import create_model
@@ -196,14 +197,7 @@ def train_vae_on_xor(beta: float, steps: int = 300) -> VAE:
     x, _ = xor_blobs(separation=3.0, spread=0.7).sample(20_000, seed=0)
     x = torch.tensor(x, dtype=torch.float32)  # (N, 1, 1, 2)
     model = create_model("vae", (1, 1, 2), 2, latent_dim=4, hidden=(32, 32), beta=beta)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        i = torch.randint(0, len(x), (128,), generator=order)
-        loss = model.negative_elbo(x[i]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_on_elbo(model, x, steps, batch=128)
     return model
 
 
