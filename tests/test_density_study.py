@@ -65,6 +65,14 @@ def test_the_gaussian_baseline_is_at_kl_zero_on_gaussian_data_and_is_the_moment_
     assert np.count_nonzero(wide.cov - np.diag(np.diagonal(wide.cov))) == 0
 
 
+def test_a_model_whose_density_is_not_finite_gets_a_reason_not_a_crash(xor: data.DataBundle) -> None:
+    model = create_model("vae", (1, 1, 2), 2, latent_dim=2)
+    with torch.no_grad():
+        model.log_scale.fill_(-1e4)  # a decoder scale of exp(-10,000): every log-likelihood is -inf
+    assert density_results(model, xor, device=CPU, seed=0) == {
+        "density_error": "the model's log-density bound (k = 1) is not finite on some test points"}
+
+
 def test_only_gaussian_decoders_are_set_against_a_density() -> None:
     assert has_density(create_model("vae", (1, 1, 2), 2, latent_dim=2))
     assert not has_density(create_model("vae", (1, 8, 8), 2, likelihood="bernoulli"))

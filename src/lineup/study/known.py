@@ -151,16 +151,22 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
     for k in ks:
         generator = torch.Generator(device=device).manual_seed(seed)
         bound = iwae_log_likelihood(model, x, k=k, generator=generator, chunk=chunk)  # type: ignore[arg-type]
+        if not bool(torch.isfinite(bound).all()):  # e.g. a decoder scale driven to 0: no estimate, and no crash
+            return {"density_error": f"the model's log-density bound (k = {k}) is not finite on some test points"}
         by_k[k] = kl_to_true_density(log_p_true, bound.double().cpu().numpy() + jacobian, k=k)
     top = by_k[max(ks)]
     val_log_p = (float(dist.log_density(data.val.x.double().numpy()).mean()) - jacobian  # type: ignore[union-attr]
                  if len(data.val) else None)
-    gaussian = kl_to_true_density(log_p_true, gaussian_fit(data.train.x).logpdf(rows.double().flatten(1).numpy()))
-    return {"density_kl": top.value, "density_kl_standard_error": top.standard_error, "density_kl_k": top.k,
-            "density_kl_points": top.n, "density_kl_by_k": {str(k): [r.value, r.standard_error] for k, r in
-                                                            by_k.items()},
-            "density_kl_gaussian": gaussian.value, "density_kl_gaussian_standard_error": gaussian.standard_error,
-            "density_val_log_p": val_log_p}
+    out = {"density_kl": top.value, "density_kl_standard_error": top.standard_error, "density_kl_k": top.k,
+           "density_kl_points": top.n, "density_kl_by_k": {str(k): [r.value, r.standard_error] for k, r in
+                                                           by_k.items()},
+           "density_val_log_p": val_log_p}
+    try:
+        gaussian = kl_to_true_density(log_p_true, gaussian_fit(data.train.x).logpdf(rows.double().flatten(1).numpy()))
+    except (ValueError, np.linalg.LinAlgError):  # a training sample with a constant value has no Gaussian density
+        return out
+    return {**out, "density_kl_gaussian": gaussian.value,
+            "density_kl_gaussian_standard_error": gaussian.standard_error}
 
 
 def gaussian_fit(x: torch.Tensor) -> Any:
