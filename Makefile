@@ -18,6 +18,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_stacked.py
 	$(BIN)/python benchmarks/bench_engine_options.py
+	$(BIN)/python benchmarks/profile_step.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
