@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from lineup.analysis.generative import iwae_log_likelihood, kl_to_true_density
-from lineup.analysis.risk import expected_calibration_error, mean_kl_divergence
 from lineup.data._types import DataBundle, Normalization, Split
 from lineup.data.splits import fixed_rows
 from lineup.data.synthetic import decision_grid
@@ -70,6 +68,10 @@ def known_distribution_results(model: torch.nn.Module, objective: Objective, dat
         the model's evaluation on the ``n x n`` cell centres (row ``i`` is the ``i``-th y value) with the Bayes
         decisions as labels, or ``None`` for other inputs.
     """
+    # scipy.stats (through the risk analyses) only for runs on a known distribution: about 45 MB that a run on real
+    # data never needs.
+    from lineup.analysis.risk import expected_calibration_error, mean_kl_divergence
+
     dist = data.distribution
     risk = dist.bayes_risk()
     summary: dict[str, Any] = {
@@ -174,6 +176,8 @@ def gaussian_fit(x: torch.Tensor) -> Any:
     flattened rows: the baseline density that any latent-variable model should beat (it is what a VAE whose
     posterior has collapsed comes to, since its decoder then ignores ``z``). With fewer than twice as many examples as
     values per example the covariance is diagonal, as a full one would be nearly singular."""
+    from scipy import stats  # see known_distribution_results
+
     rows = x.double().flatten(1).numpy()  # (N, D)
     n, d = rows.shape
     mean = rows.mean(axis=0)

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from lineup._io import atomic_write
 from lineup.data._types import DataBundle, Normalization, Split
@@ -202,6 +201,8 @@ def _write_images(model: Any, norm: Normalization, x_test: np.ndarray, y_test: n
     d = z_train.shape[1]
     steps = TRAVERSAL_STEPS
     if kl is not None:  # prior quantiles from 5% to 95%, around the prior mean; most informative dimensions first
+        from scipy import stats  # only for the pictures of a VAE's latent space (see lineup.study.known)
+
         center, values = np.zeros(d), np.tile(stats.norm.ppf(np.linspace(0.05, 0.95, steps)), (d, 1))
         order = np.argsort(-kl, kind="stable")
     else:  # the training codes' own spread: 5th to 95th percentile per dimension, around their median
