@@ -12,4 +12,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 timeout 180 "$PY" benchmarks/bench_stacked.py --separate-max 2 --out "$OUT_DIR/stacked-gpu.json"
 timeout 80 "$PY" benchmarks/bench_stacked.py --precision bf16 --ks 32 128 --separate-max 1 \
     --out "$OUT_DIR/stacked-gpu-bf16.json"
-timeout 300 "$PY" benchmarks/bench_training.py --device cuda --out "$OUT_DIR/training-gpu.json"
+timeout 300 "$PY" benchmarks/bench_training.py --device cuda --repeats 1 --out "$OUT_DIR/training-gpu.json"

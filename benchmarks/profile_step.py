@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from bench_training import notebook_epoch, notebook_loader
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.data import DataLoader, Dataset
 
-from lineup.data import load
+from lineup.data import DataBundle, load
 from lineup.data.batching import epoch_order
 from lineup.models import create_model
 from lineup.train import create_objective, fit
@@ -41,38 +40,24 @@ def _group(name: str) -> str:
     return next((g for g, keys in GROUPS if any(k in low for k in keys)), "other")
 
 
-def _engine(data: object, batch: int) -> None:
+def _engine(data: DataBundle, batch: int) -> None:
     torch.manual_seed(0)
-    model = create_model("lenet5", data.input_shape, data.num_classes)  # type: ignore[attr-defined]
+    model = create_model("lenet5", data.input_shape, data.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    fit(model, create_objective("cross_entropy"), opt, data.train, data.normalization,  # type: ignore[attr-defined]
-        epochs=1, batch_size=batch, seed=0, device=CPU)
+    fit(model, create_objective("cross_entropy"), opt, data.train, data.normalization, epochs=1, batch_size=batch,
+        seed=0, device=CPU)
 
 
-def _notebook(data: object, batch: int) -> None:
-    images = data.train.x.numpy().astype("float32") / 255.0  # type: ignore[attr-defined]
-    labels = data.train.y.numpy()  # type: ignore[attr-defined]
-    mean, std = data.normalization.mean[0], data.normalization.std[0]  # type: ignore[attr-defined]
-
-    class Images(Dataset):  # type: ignore[type-arg]
-        def __len__(self) -> int:
-            return len(labels)
-
-        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
-            return (torch.from_numpy(images[i]) - mean) / std, int(labels[i])
-
+def _notebook(data: DataBundle, batch: int) -> None:
+    images = data.train.x.numpy().astype("float32") / 255.0
+    loader = notebook_loader(images, data.train.y.numpy(), data.normalization.mean[0], data.normalization.std[0],
+                             batch, epoch_order(len(images), seed=0, epoch=0).tolist())
     torch.manual_seed(0)
-    model = create_model("lenet5", data.input_shape, data.num_classes)  # type: ignore[attr-defined]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    for x, y in DataLoader(Images(), batch_size=batch, sampler=epoch_order(len(labels), seed=0, epoch=0).tolist()):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+    model = create_model("lenet5", data.input_shape, data.num_classes)
+    notebook_epoch(model, torch.optim.Adam(model.parameters(), lr=1e-3), loader, "cpu")
 
 
-def breakdown(loop: str, data: object, batch: int) -> dict[str, float]:
+def breakdown(loop: str, data: DataBundle, batch: int) -> dict[str, float]:
     """Seconds of one epoch of ``loop`` (wall clock, unprofiled, best of three) and the share of each group of ops
     in a profiled epoch."""
     run = _engine if loop == "engine" else _notebook

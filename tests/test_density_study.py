@@ -3,25 +3,28 @@ independent route through raw coordinates, against a model that is the true dens
 
 from __future__ import annotations
 
+import doctest
 import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from scipy.special import logsumexp
 
 from density_helpers import ExactDensity, train_on_elbo
 from lineup import Store, data, load_study, run_study
-from lineup.analysis.generative import iwae_log_likelihood, kl_to_true_density
+from lineup.analysis import generative
+from lineup.analysis.generative import isotropic_gaussian_log_density, iwae_log_likelihood, kl_to_true_density
 from lineup.data._types import Normalization
 from lineup.data.synthetic import xor_blobs
 from lineup.models import create_model
 from lineup.report import build_report
 from lineup.report.collect import collect
 from lineup.report.density import density_runs, epoch_bounds
-from lineup.study.known import DENSITY_KS, DENSITY_ROWS, density_results, gaussian_fit, has_density
+from lineup.study.known import DENSITY_KS, DENSITY_VALUES, _log_jacobian, density_results, has_density
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")  # seed 0, one torch thread (conftest.py)
 
@@ -50,19 +53,20 @@ def test_the_log_density_of_a_mixture_is_normalised_and_is_the_log_sum_of_its_jo
     assert np.exp(mixture.log_density(points)).sum() * h * h == pytest.approx(1.0, abs=1e-6)
 
 
-def test_the_gaussian_baseline_is_at_kl_zero_on_gaussian_data_and_is_the_moment_matched_fit() -> None:
+def test_the_gaussian_baseline_is_the_isotropic_fit_and_is_at_kl_zero_on_isotropic_gaussian_data() -> None:
     # Two classes whose means are scaled to 0: the inputs are one standard Gaussian of the plane.
     one = data.load("gaussian-2", options={**OPTIONS, "mean_scale": 0.0})
     r = density_results(create_model("vae", (1, 1, 2), 2, latent_dim=2), one, device=CPU, seed=0, ks=(1,))
-    # Fitted on 2,000 points, the Gaussian's KL is its estimation error, about D(D + 3) / (4 n) = 0.0013 nats.
+    # Fitted on 2,000 points, the Gaussian's KL is its estimation error, about (D + 1) / (2 n) = 0.0008 nats.
     assert abs(r["density_kl_gaussian"]) < 0.01 + 3 * r["density_kl_gaussian_standard_error"]
-    fit = gaussian_fit(one.train.x)
+    # The same as scipy's N(m, s^2 I) with the training rows' mean and mean variance.
     x = one.train.x.double().flatten(1).numpy()
-    np.testing.assert_allclose(fit.mean, x.mean(axis=0))
-    np.testing.assert_allclose(fit.cov, np.cov(x, rowvar=False, bias=True))
-    # More values than half the examples: a diagonal covariance.
-    wide = gaussian_fit(torch.randn(10, 1, 2, 3))
-    assert np.count_nonzero(wide.cov - np.diag(np.diagonal(wide.cov))) == 0
+    points = one.test.x[:50].double().flatten(1).numpy()
+    scipy_log_p = scipy.stats.multivariate_normal(x.mean(axis=0), x.var(axis=0).mean() * np.eye(2)).logpdf(points)
+    np.testing.assert_allclose(isotropic_gaussian_log_density(x, points), scipy_log_p, rtol=1e-12)
+    assert doctest.testmod(generative).failed == 0
+    with pytest.raises(ValueError, match="all equal"):
+        isotropic_gaussian_log_density(np.ones((3, 2)), points)
 
 
 def test_a_model_whose_density_is_not_finite_gets_a_reason_not_a_crash(xor: data.DataBundle) -> None:
@@ -88,6 +92,9 @@ def test_a_model_that_is_the_true_density_is_at_kl_zero_for_every_k(xor: data.Da
     true = ExactDensity(lambda x: xor.distribution.log_density(x * std + mean) + 2 * math.log(std))
     r = density_results(true, xor, device=CPU, seed=0)
     assert r["density_kl_k"] == max(DENSITY_KS) and r["density_kl_points"] == len(xor.test)
+    # The validation inputs' mean log-density in the model's coordinates, which the per-epoch bound adds to the ELBO.
+    assert r["density_val_log_p"] == pytest.approx(float(true.log_density(
+        ((xor.val.x.double() - mean) / std).numpy()).mean()), abs=1e-9)
     for k in DENSITY_KS:
         value, se = r["density_kl_by_k"][str(k)]
         assert abs(value) < 1e-6 and se < 1e-6
@@ -117,7 +124,7 @@ def test_the_stored_kl_matches_the_bound_computed_in_raw_coordinates(xor: data.D
 
     x = xor.test.x
     bound = iwae_log_likelihood(Raw(), x, k=50, generator=torch.Generator().manual_seed(0),
-                                chunk=DENSITY_ROWS // len(x))  # the same draws as the run's
+                                chunk=DENSITY_VALUES // (2 * len(x)))  # the same draws as the run's
     theirs = kl_to_true_density(xor.distribution.log_density(x.double().numpy()), bound.double().numpy(), k=50)
     assert ours["density_kl"] == pytest.approx(theirs.value, abs=1e-4)
     assert ours["density_kl_standard_error"] == pytest.approx(theirs.standard_error, rel=1e-3)
@@ -170,6 +177,18 @@ def test_a_study_stores_the_kl_bound_and_the_report_shows_it_tighten_with_k_and_
             assert s["density_kl"] < s["density_kl_gaussian"], (s["density_kl"], s["density_kl_gaussian"])
         report = build_report(store, study.name)
     md = (report.parent / "tables" / "density_kl.md").read_text()
-    assert "k = 1,000" in md and "| vae | 2 |" in md and "| baseline: one Gaussian fitted" in md
+    assert "k = 1,000" in md and "| vae | 2 |" in md and "| baseline: isotropic Gaussian fitted" in md
     assert (report.parent / "figures" / "density_epochs.png").exists()
     assert "The model&#39;s density against the true one" in report.read_text()
+
+
+def test_the_normalisation_jacobian_is_the_log_determinant_of_its_derivative() -> None:
+    """Checked by autograd on a small input: three channels, bytes scaled by 1/255, a different std per channel."""
+    norm = Normalization(mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0), scale=1 / 255)
+    shape = (3, 2, 2)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        return norm.apply(x.reshape(1, *shape)).reshape(-1)
+
+    jac = torch.autograd.functional.jacobian(apply, torch.rand(12, dtype=torch.float64) * 255)  # (12, 12)
+    assert _log_jacobian(norm, shape) == pytest.approx(float(torch.linalg.slogdet(jac.double()).logabsdet), rel=1e-6)

@@ -13,8 +13,8 @@ Your own parts register with ``lineup.register_model``, ``register_dataset``, ``
 
 __version__ = "0.1.0"
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING
 
 #: Where each name of the public API lives. They are imported on first use (PEP 562), so that ``import
 #: lineup.models`` in a training worker does not also load the report's matplotlib and the analyses' pandas and
@@ -44,19 +44,19 @@ _SUBMODULES = frozenset({"analysis", "api", "data", "decomposition", "errors", "
                          "results", "schema", "search", "spec", "store", "study", "train"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _SUBMODULES:
-        return importlib.import_module(f"lineup.{name}")  # the import binds it here, so this runs once
+        return _importlib.import_module(f"lineup.{name}")  # the import binds it here, so this runs once
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lineup' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
 
 
 if TYPE_CHECKING:

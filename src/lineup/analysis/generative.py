@@ -147,6 +147,28 @@ def kl_to_true_density(log_p_true: np.ndarray, log_p_model: np.ndarray, *, k: in
     return KLEstimate(float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size)), int(k), int(d.size))
 
 
+def isotropic_gaussian_log_density(train: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``log N(x; m, s^2 I)`` of each row of ``x`` ``(N, D)``, with ``m`` and ``s^2`` the maximum-likelihood mean and
+    variance of the rows of ``train`` (``s^2``: the mean over values of each value's variance, ``ddof = 0``).
+
+    It is the best density a VAE with a Gaussian decoder of one scale reaches once its posterior has collapsed: its
+    decoder then ignores ``z``, so the model is ``N(c, sigma^2 I)`` for a constant ``c`` (Bowman et al., 2016). It
+    has ``D + 1`` parameters, so on a sample of ``n`` points its estimation error is about ``(D + 1) / (2 n)`` nats.
+
+    >>> train = np.array([[-1.0, 0.0], [1.0, 0.0]])  # mean 0; variances 1 and 0, so s^2 = 1/2
+    >>> isotropic_gaussian_log_density(train, np.zeros((1, 2))).round(6)  # -(2 / 2) log(2 pi s^2) = -log(pi)
+    array([-1.14473])
+    """
+    a, b = np.asarray(train, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2:
+        raise ValueError(f"need train (n >= 2, D) and x (N, D) rows, got shapes {a.shape} and {b.shape}")
+    mean, var = a.mean(axis=0), float(a.var(axis=0).mean())
+    if not var > 0:
+        raise ValueError("the training rows are all equal: a Gaussian of them has no density")
+    d = a.shape[1]
+    return -0.5 * (((b - mean) ** 2).sum(axis=1) / var + d * math.log(2.0 * math.pi * var))
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Sample quality
 

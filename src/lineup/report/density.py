@@ -17,14 +17,14 @@ from matplotlib.figure import Figure as MplFigure
 from lineup.analysis.stats import mean_ci
 from lineup.report import _format as fmt
 from lineup.report.collect import RunData, StudyData
-from lineup.report.document import Block, Figure, Table, para, strong
+from lineup.report.document import Block, Figure, Table, code, para, strong
 from lineup.report.figures import Panel, band_panels
 
 Save = Callable[[MplFigure, str], str]
 
 
 #: The baseline row: an exact density, so its KL is the same in every k column.
-BASELINE = "baseline: one Gaussian fitted to the training inputs (exact, any k)"
+BASELINE = "baseline: isotropic Gaussian fitted to the training inputs (exact, any k)"
 
 
 def density_runs(data: StudyData) -> dict[str, list[RunData]]:
@@ -62,11 +62,12 @@ def density_table(settings: dict[str, dict[str, list[RunData]]]) -> Table:
             se = max(float(r.record.summary["density_kl_standard_error"]) for r in runs)
             rows.append([*([setting] if several else []), label, str(len(runs)), *cells, f"at most {se:.4f}"])
             classes.append("")
-        runs = [r for runs in by_label.values() for r in runs if "density_kl_gaussian" in r.record.summary]
-        if runs:  # one per run, on the run's test points; the same training sample whatever the seed
-            value = fmt.ci(mean_ci([r.record.summary["density_kl_gaussian"] for r in runs]), scale=1.0, digits=4)
-            se = max(float(r.record.summary["density_kl_gaussian_standard_error"]) for r in runs)
-            rows.append([*([setting] if several else []), BASELINE, str(len({r.seed for r in runs})),
+        fitted = [r for model_runs in by_label.values() for r in model_runs
+                  if "density_kl_gaussian" in r.record.summary]
+        if fitted:  # one per run, on the run's test points; the same training sample whatever the seed
+            value = fmt.ci(mean_ci([r.record.summary["density_kl_gaussian"] for r in fitted]), scale=1.0, digits=4)
+            se = max(float(r.record.summary["density_kl_gaussian_standard_error"]) for r in fitted)
+            rows.append([*([setting] if several else []), BASELINE, str(len({r.seed for r in fitted})),
                          *([value] * len(ks)), f"at most {se:.4f}"])
             classes.append("baseline")
     return Table("density_kl", header, rows, classes)
@@ -88,9 +89,9 @@ def density_blocks(data: StudyData, save: Save) -> list[Block]:
              "is therefore an upper bound on the KL, tighter as k grows (k = 1 is the ELBO); a value near 0 means "
              "the model's density is close to the true one. Every k uses the same points; in nats, mean over seeds "
              "with a 95% bootstrap interval; the last column is the largest standard error of one run's estimate "
-             f"at k = {int(first['density_kl_k']):,} (over the test points). The baseline is the maximum-likelihood "
-             "Gaussian of the training inputs (diagonal when there are fewer than twice as many inputs as values per "
-             "input): what a VAE whose posterior has collapsed comes to, since its decoder then ignores z."
+             f"at k = {int(first['density_kl_k']):,} (over the test points). The baseline is the isotropic Gaussian "
+             "N(m, s² I) of maximum likelihood on the training inputs: the best a VAE with a one-scale Gaussian "
+             "decoder can do once its posterior has collapsed, since its decoder then ignores z."
              + (" Every data setting is listed." if len(settings) > 1 else "")),
         density_table(settings),
     ]
@@ -102,6 +103,10 @@ def density_blocks(data: StudyData, save: Save) -> list[Block]:
             title = "KL(p_true ‖ p_model) bound, k = 1 (validation ELBO)"
             panels.append(Panel(f"{setting}: {title}" if len(settings) > 1 else title, series, ylabel="nats",
                                 zero_line=True))
+    failed = sum(1 for d in data.settings for r in d.runs if "density_error" in r.record.summary)
+    if failed:
+        blocks.append(para(f"{failed} run(s) have no KL estimate, their density bound not being finite; see ",
+                           code("lineup show RUN"), ".", muted=True))
     if panels:
         fig = band_panels(panels, labels=labels, ncols=min(2, len(panels)))
         blocks.append(Figure("density_epochs", "the k = 1 bound on the KL to the true density per epoch",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lineup.analysis.generative import iwae_log_likelihood, kl_to_true_density
+from lineup.analysis.generative import isotropic_gaussian_log_density, iwae_log_likelihood, kl_to_true_density
 from lineup.data._types import DataBundle, Normalization, Split
 from lineup.data.splits import fixed_rows
 from lineup.data.synthetic import decision_grid
@@ -103,16 +103,18 @@ def known_distribution_results(model: torch.nn.Module, objective: Objective, dat
 DENSITY_KS = (1, 10, 100, 1000)
 #: Test points, at most (a fixed random subset), on which the KL is estimated.
 DENSITY_POINTS = 2000
-#: Decoded rows per batch of the IWAE bound (points x importance samples), which bounds its memory.
-DENSITY_ROWS = 1 << 17
+#: Decoded values per batch of the IWAE bound (points x importance samples x values per input), which bounds its
+#: memory: 2^24 float32 values are 64 MB per tensor of the decoder's size.
+DENSITY_VALUES = 1 << 24
 
 
 def has_density(model: torch.nn.Module) -> bool:
     """Whether the model defines a density of its continuous inputs that the IWAE bound can evaluate: a VAE
     (``encode``, ``decode``, ``log_likelihood``) with a Gaussian decoder. A Bernoulli decoder's likelihood is a
-    probability of binary values, not a density of real ones, so it is not compared with a density."""
+    probability of binary values, not a density of real ones, so it is not compared with a density; nor is a VAE
+    trained with ``elbo_weight = 0``, whose decoder never trained."""
     return all(callable(getattr(model, name, None)) for name in ("encode", "decode", "log_likelihood")) \
-        and getattr(model, "likelihood", None) == "gaussian"
+        and getattr(model, "likelihood", None) == "gaussian" and getattr(model, "elbo_weight", 1.0) > 0
 
 
 def _log_jacobian(norm: Normalization, shape: tuple[int, ...]) -> float:
@@ -138,17 +140,18 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
         ``density_kl_by_k`` (``{str(k): [value, standard error]}``) and ``density_val_log_p``, the mean
         ``log p_true`` of the validation inputs in the model's coordinates, which added to a validation negative
         ELBO (``val_reconstruction + val_kl``) gives the epoch's ``k = 1`` bound on the KL; and the baseline
-        ``density_kl_gaussian`` (with its ``_standard_error``), the KL of ``gaussian_fit`` of the training inputs on
-        the same points. Empty when the model or the distribution has no density.
+        ``density_kl_gaussian`` (with its ``_standard_error``), the KL on the same points of the isotropic Gaussian
+        fitted to the training inputs (``isotropic_gaussian_log_density``), the best a collapsed VAE can do. Empty
+        when the model or the distribution has no density; ``density_error`` when the bound is not finite.
     """
     dist = data.distribution
     if not (has_density(model) and callable(getattr(dist, "log_density", None))) or len(data.test) < 2:
         return {}
     rows = data.test.x[fixed_rows(len(data.test), points)]
-    log_p_true = dist.log_density(rows.double().numpy())  # type: ignore[union-attr]  # (n,)
+    log_p_true = dist.log_density(rows.double().numpy())  # (n,)
     jacobian = _log_jacobian(data.normalization, data.input_shape)
     x = data.normalization.apply(rows.to(device))
-    chunk = max(1, DENSITY_ROWS // len(rows))
+    chunk = max(1, DENSITY_VALUES // (len(rows) * int(np.prod(data.input_shape))))
     by_k = {}
     for k in ks:
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -157,29 +160,17 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
             return {"density_error": f"the model's log-density bound (k = {k}) is not finite on some test points"}
         by_k[k] = kl_to_true_density(log_p_true, bound.double().cpu().numpy() + jacobian, k=k)
     top = by_k[max(ks)]
-    val_log_p = (float(dist.log_density(data.val.x.double().numpy()).mean()) - jacobian  # type: ignore[union-attr]
-                 if len(data.val) else None)
+    val_log_p = float(dist.log_density(data.val.x.double().numpy()).mean()) - jacobian if len(data.val) else None
     out = {"density_kl": top.value, "density_kl_standard_error": top.standard_error, "density_kl_k": top.k,
            "density_kl_points": top.n, "density_kl_by_k": {str(k): [r.value, r.standard_error] for k, r in
                                                            by_k.items()},
            "density_val_log_p": val_log_p}
     try:
-        gaussian = kl_to_true_density(log_p_true, gaussian_fit(data.train.x).logpdf(rows.double().flatten(1).numpy()))
-    except (ValueError, np.linalg.LinAlgError):  # a training sample with a constant value has no Gaussian density
+        log_p_gaussian = isotropic_gaussian_log_density(data.train.x.double().flatten(1).numpy(),
+                                                        rows.double().flatten(1).numpy())
+    except ValueError:  # constant training inputs have no Gaussian density
         return out
+    gaussian = kl_to_true_density(log_p_true, log_p_gaussian)
     return {**out, "density_kl_gaussian": gaussian.value,
             "density_kl_gaussian_standard_error": gaussian.standard_error}
 
-
-def gaussian_fit(x: torch.Tensor) -> Any:
-    """The maximum-likelihood Gaussian of a training sample ``(N, C, H, W)``, as a frozen SciPy distribution of its
-    flattened rows: the baseline density that any latent-variable model should beat (it is what a VAE whose
-    posterior has collapsed comes to, since its decoder then ignores ``z``). With fewer than twice as many examples as
-    values per example the covariance is diagonal, as a full one would be nearly singular."""
-    from scipy import stats  # see known_distribution_results
-
-    rows = x.double().flatten(1).numpy()  # (N, D)
-    n, d = rows.shape
-    mean = rows.mean(axis=0)
-    cov = np.cov(rows, rowvar=False, bias=True).reshape(d, d) if n > 2 * d else np.diag(rows.var(axis=0))
-    return stats.multivariate_normal(mean, cov)

@@ -77,6 +77,10 @@ class KnownDistribution(Protocol):
         """``R* = P(bayes_predict(X) != Y)``."""
         ...
 
+    def log_density(self, x: Any) -> np.ndarray:
+        """``log p(x)`` of the inputs whatever their labels, shape ``(N,)``."""
+        ...
+
     def sample(self, n: int, seed: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """``n`` independent draws ``(x (n, *input_shape) float64, y (n,) int64)``, deterministic per seed."""
         ...
@@ -187,7 +191,7 @@ class LabelNoise:
 
     def log_density(self, x: Any) -> np.ndarray:
         """``log p(x)`` of the base distribution: flipping labels leaves the inputs as they were."""
-        return self.base.log_density(x)  # type: ignore[attr-defined, no-any-return]
+        return self.base.log_density(x)
 
     def bayes_risk(self) -> BayesRisk:
         r = self.base.bayes_risk()
