@@ -24,7 +24,7 @@ from lineup.models import create_model
 from lineup.report import build_report
 from lineup.report.collect import collect
 from lineup.report.density import density_runs, epoch_bounds
-from lineup.study.known import DENSITY_KS, DENSITY_VALUES, _log_jacobian, density_results, has_density
+from lineup.study.known import DENSITY_KS, DENSITY_VALUES, density_results, has_density
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")  # seed 0, one torch thread (conftest.py)
 
@@ -191,4 +191,4 @@ def test_the_normalisation_jacobian_is_the_log_determinant_of_its_derivative() -
         return norm.apply(x.reshape(1, *shape)).reshape(-1)
 
     jac = torch.autograd.functional.jacobian(apply, torch.rand(12, dtype=torch.float64) * 255)  # (12, 12)
-    assert _log_jacobian(norm, shape) == pytest.approx(float(torch.linalg.slogdet(jac.double()).logabsdet), rel=1e-6)
+    assert norm.log_det_jacobian(shape) == pytest.approx(float(torch.linalg.slogdet(jac.double()).logabsdet), rel=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -58,6 +59,14 @@ class Normalization:
         """Float32 model input from a stored batch ``x`` of shape ``(B, C, H, W)``."""
         mean, std = _channel_stats(self.mean, self.std, x.shape[1], x.device)
         return (x.to(torch.float32) * self.scale - mean) / std
+
+    def log_det_jacobian(self, shape: tuple[int, ...]) -> float:
+        """``log |det d x' / d x|`` of ``apply`` on one input of ``shape = (C, H, W)``, where
+        ``x' = (x * scale - mean) / std`` per channel: for densities ``p`` of stored inputs and ``p'`` of model
+        inputs, ``log p(x) = log p'(x') + log |det d x' / d x|``."""
+        c, values_per_channel = shape[0], math.prod(shape[1:])
+        std = self.std if len(self.std) == c else self.std * c  # one std given for every channel
+        return values_per_channel * sum(math.log(self.scale / s) for s in std)
 
 
 @lru_cache(maxsize=64)

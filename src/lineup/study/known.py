@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lineup.analysis.generative import isotropic_gaussian_log_density, iwae_log_likelihood, kl_to_true_density
-from lineup.data._types import DataBundle, Normalization, Split
+from lineup.data._types import DataBundle, Split
 from lineup.data.splits import fixed_rows
 from lineup.data.synthetic import decision_grid
 from lineup.train import Evaluation, evaluate
@@ -117,15 +117,6 @@ def has_density(model: torch.nn.Module) -> bool:
         and getattr(model, "likelihood", None) == "gaussian" and getattr(model, "elbo_weight", 1.0) > 0
 
 
-def _log_jacobian(norm: Normalization, shape: tuple[int, ...]) -> float:
-    """``log |det d x' / d x|`` of the map from stored inputs to model inputs, ``x' = (x * scale - mean) / std`` per
-    channel, ``shape = (C, H, W)``: ``log p(x) = log p'(x') + log |det d x' / d x|`` for densities ``p`` of ``x``
-    and ``p'`` of ``x'``."""
-    c, values_per_channel = shape[0], int(np.prod(shape[1:]))
-    std = np.broadcast_to(np.asarray(norm.std, dtype=np.float64), (c,))
-    return float(values_per_channel * np.sum(np.log(norm.scale / std)))
-
-
 def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.device, seed: int,
                     ks: tuple[int, ...] = DENSITY_KS, points: int = DENSITY_POINTS) -> dict[str, Any]:
     """``KL(p_true || p_model)`` of a model with ``has_density`` on data whose distribution has ``log_density``.
@@ -149,7 +140,7 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
         return {}
     rows = data.test.x[fixed_rows(len(data.test), points)]
     log_p_true = dist.log_density(rows.double().numpy())  # (n,)
-    jacobian = _log_jacobian(data.normalization, data.input_shape)
+    jacobian = data.normalization.log_det_jacobian(data.input_shape)
     x = data.normalization.apply(rows.to(device))
     chunk = max(1, DENSITY_VALUES // (len(rows) * int(np.prod(data.input_shape))))
     by_k = {}
@@ -173,4 +164,3 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
     gaussian = kl_to_true_density(log_p_true, log_p_gaussian)
     return {**out, "density_kl_gaussian": gaussian.value,
             "density_kl_gaussian_standard_error": gaussian.standard_error}
-
