@@ -223,3 +223,25 @@ def test_a_training_worker_does_not_import_the_report_or_the_analyses_until_aske
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_public_submodule_is_an_attribute_of_its_package_after_import_lineup() -> None:
+    """Laziness does not cost the user ``lineup.analysis.scores`` or ``lineup.train.stacked``: each public module
+    of each subpackage resolves as an attribute in a fresh process that has only run ``import lineup``."""
+    code = ("import importlib, pkgutil, lineup\n"
+            "missing = []\n"
+            "for sub in sorted(lineup._SUBMODULES):\n"
+            "    package = getattr(lineup, sub)\n"
+            "    for info in pkgutil.iter_modules(getattr(package, '__path__', [])):\n"
+            "        if info.name.startswith('_'):\n"
+            "            continue\n"
+            "        module = getattr(package, info.name, None)\n"
+            "        if module is not importlib.import_module(f'lineup.{sub}.{info.name}'):\n"
+            "            missing.append(f'{sub}.{info.name}')\n"
+            "print(missing)\n"
+            "try:\n"
+            "    lineup.analysis.no_such_module\n"
+            "except AttributeError as error:\n"
+            "    print(error)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "module 'lineup.analysis' has no attribute 'no_such_module'"]

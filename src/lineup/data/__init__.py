@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lineup._lazy import lazy_submodules
 from lineup.data import custom, synthetic
 from lineup.data._types import DataBundle, Normalization, Split
 from lineup.data.catalog import list_datasets as _catalog_datasets
@@ -212,3 +213,5 @@ def _split(x: np.ndarray, y: np.ndarray, index: np.ndarray, rows: np.ndarray) ->
 def _check_size(option: str, size: int, available: int, what: str) -> None:
     if not 1 <= size <= available:
         raise SpecError(f"{option} must be in 1..{available:,} (the {what}), got {size:,}")
+
+__getattr__ = lazy_submodules(__name__, __path__)  # lineup.data.<submodule> without importing it first

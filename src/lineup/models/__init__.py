@@ -5,6 +5,8 @@
 >>> resnet = create_model("resnet18", (3, 32, 32), 10, params=200_000)  # the width that gives ~200k parameters
 """
 
+from lineup._lazy import lazy_submodules
+
 # Imported so that their models register.
 from lineup.models import autoencoder, contrastive, estimators, gan, lenet, linear, mlp, resnet, unet, vae, vgg  # noqa: F401
 from lineup.models._base import InputShape, LineupModel
@@ -33,3 +35,5 @@ __all__ = [
     "summarize",
     "width_for_params",
 ]
+
+__getattr__ = lazy_submodules(__name__, __path__)  # lineup.models.<submodule> without importing it first

@@ -5,6 +5,9 @@
 ``lineup.study.search``; the report's section is ``lineup.report.search``.
 """
 
+from lineup._lazy import lazy_submodules
 from lineup.search.config import PROTOCOLS, PRUNERS, SEARCHERS, Dim, SearchPlan, SearchSection, parse_search
 
 __all__ = ["PROTOCOLS", "PRUNERS", "SEARCHERS", "Dim", "SearchPlan", "SearchSection", "parse_search"]
+
+__getattr__ = lazy_submodules(__name__, __path__)  # lineup.search.<submodule> without importing it first
