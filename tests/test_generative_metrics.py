@@ -18,6 +18,7 @@ from lineup.analysis.generative import (
     frechet_distance,
     frechet_distance_gaussians,
     iwae_log_likelihood,
+    iwae_log_likelihoods,
     kl_to_true_density,
     sliced_wasserstein,
     wasserstein_1d,
@@ -76,6 +77,26 @@ def test_iwae_of_the_true_density_is_exact(evaluation_points: tuple[torch.Tensor
                                     generator=torch.Generator().manual_seed(0))
         np.testing.assert_allclose(bound.numpy(), log_p, rtol=0, atol=1e-10)
         assert abs(kl_to_true_density(log_p, bound.numpy(), k=k).value) < 1e-10
+
+
+def test_bounds_at_several_k_are_read_off_prefixes_of_one_set_of_draws(
+    evaluation_points: tuple[torch.Tensor, np.ndarray],
+) -> None:
+    """With one draw per chunk, the stream of draws is the same whatever the ``k``, so the bound at each ``k`` of
+    ``iwae_log_likelihoods`` is exactly ``iwae_log_likelihood`` at that ``k`` alone: the first ``k`` draws."""
+    model = create_model("vae", (1, 1, 2), 2, latent_dim=2, hidden=(16, 16))
+    x = evaluation_points[0][:200]
+    bounds = iwae_log_likelihoods(model, x, ks=(30, 1, 7), chunk=1, generator=torch.Generator().manual_seed(5))
+    assert sorted(bounds) == [1, 7, 30]
+    for k, bound in bounds.items():
+        alone = iwae_log_likelihood(model, x, k=k, chunk=1, generator=torch.Generator().manual_seed(5))
+        torch.testing.assert_close(bound, alone, rtol=0, atol=0)
+    # Larger chunks give other draws but the same bound in distribution: the k = 30 means agree within noise.
+    chunked = iwae_log_likelihoods(model, x, ks=(1, 7, 30), chunk=8, generator=torch.Generator().manual_seed(6))[30]
+    d = (chunked - bounds[30]).double().numpy()
+    assert abs(d.mean()) < 4 * d.std(ddof=1) / math.sqrt(len(d))
+    with pytest.raises(ValueError, match="positive"):
+        iwae_log_likelihoods(model, x, ks=(0, 10))
 
 
 def test_iwae_with_one_sample_is_the_elbo_in_expectation(evaluation_points: tuple[torch.Tensor, np.ndarray]) -> None:

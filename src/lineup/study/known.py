@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lineup.analysis.generative import isotropic_gaussian_log_density, iwae_log_likelihood, kl_to_true_density
+from lineup.analysis.generative import isotropic_gaussian_log_density, iwae_log_likelihoods, kl_to_true_density
 from lineup.data._types import DataBundle, Split
 from lineup.data.splits import fixed_rows
 from lineup.data.synthetic import decision_grid
@@ -124,7 +124,8 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
     On a fixed subset of at most ``points`` test points ``x_i ~ p_true``, the mean of ``log p_true(x_i) - L_k(x_i)``
     (``lineup.analysis.generative.kl_to_true_density``), where ``L_k`` is the IWAE bound on the model's
     ``log p_model(x_i)`` with ``k`` importance samples, moved from the model's normalised inputs to the stored ones
-    by the normalisation's Jacobian. Every ``k`` of ``ks`` uses the same points and a stream seeded by ``seed``.
+    by the normalisation's Jacobian. Every ``k`` of ``ks`` uses the same points and the first ``k`` of one set of
+    draws seeded by ``seed`` (``iwae_log_likelihoods``).
 
     Returns:
         ``density_kl``, ``density_kl_standard_error`` and ``density_kl_k`` (the largest ``k``), ``density_kl_points``,
@@ -143,10 +144,10 @@ def density_results(model: torch.nn.Module, data: DataBundle, *, device: torch.d
     jacobian = data.normalization.log_det_jacobian(data.input_shape)
     x = data.normalization.apply(rows.to(device))
     chunk = max(1, DENSITY_VALUES // (len(rows) * int(np.prod(data.input_shape))))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    bounds = iwae_log_likelihoods(model, x, ks=ks, generator=generator, chunk=chunk)  # type: ignore[arg-type]
     by_k = {}
-    for k in ks:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        bound = iwae_log_likelihood(model, x, k=k, generator=generator, chunk=chunk)  # type: ignore[arg-type]
+    for k, bound in bounds.items():
         if not bool(torch.isfinite(bound).all()):  # e.g. a decoder scale driven to 0: no estimate, and no crash
             return {"density_error": f"the model's log-density bound (k = {k}) is not finite on some test points"}
         by_k[k] = kl_to_true_density(log_p_true, bound.double().cpu().numpy() + jacobian, k=k)
