@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from lineup.analysis.metrics import accuracy_half_width, accuracy_score, confusion_matrix, per_class_accuracy
+from lineup.analysis import metrics
+from lineup.analysis.metrics import (
+    accuracy_half_width,
+    accuracy_score,
+    confusion_matrix,
+    per_class_accuracy,
+    shared_mistakes,
+)
 from lineup.analysis.tables import aggregate, curve_band
 
 
@@ -57,3 +66,50 @@ def test_curve_band_handles_early_stopped_seeds() -> None:
     np.testing.assert_allclose(mean, [2.0, 3.0, 3.0])
     np.testing.assert_allclose(lo, [1.0, 2.0, 3.0])
     np.testing.assert_allclose(hi, [3.0, 4.0, 3.0])
+
+
+def test_shared_mistakes_by_hand() -> None:
+    """Three models on six examples. Example 1: a misses it 2/2, b 1/2 (not most), c 1/1: two models, listed.
+    Example 4: every run of every model, listed first. Example 5: only a misses it: not listed. Example 2: a 1/2
+    and b 1/2 (half is not most): not listed."""
+    y = np.array([0, 1, 2, 0, 1, 2])
+    preds = {"a": [np.array([0, 0, 1, 0, 0, 0]), np.array([0, 2, 2, 0, 2, 1])],
+             "b": [np.array([0, 1, 2, 0, 0, 2]), np.array([0, 0, 0, 0, 2, 2])],
+             "c": [np.array([0, 2, 2, 0, 0, 2])]}
+    out = shared_mistakes(y, preds)
+    assert [m.position for m in out] == [4, 1]
+    assert out[0].wrong == {"a": (2, 2), "b": (2, 2), "c": (1, 1)} and out[0].by_every_run
+    assert (out[0].runs_wrong, out[0].runs, out[0].y, out[0].pred) == (5, 5, 1, 0)  # 0 three times, 2 twice
+    assert out[1].wrong == {"a": (2, 2), "b": (1, 2), "c": (1, 1)} and not out[1].by_every_run
+    assert (out[1].runs_wrong, out[1].pred) == (4, 0)  # 0 twice, 2 twice: the smaller class on a tie
+    assert [m.position for m in shared_mistakes(y, preds, min_models=1)] == [4, 1, 5]
+    assert [m.position for m in shared_mistakes(y, preds, min_models=3)] == [4]
+    assert shared_mistakes(y, {"a": [y.copy()], "b": [y.copy()]}) == []
+    assert doctest.testmod(metrics).failed == 0
+
+
+def test_shared_mistakes_against_a_count_per_example() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 300)
+    seeds = {"a": 3, "b": 2, "c": 5, "d": 1}
+    preds = {m: [np.where(rng.random(300) < 0.7, y, rng.integers(0, 4, 300)) for _ in range(n)]
+             for m, n in seeds.items()}
+    out = shared_mistakes(y, preds, min_models=2)
+    expected = []
+    for i in range(300):
+        counts = {m: sum(int(p[i] != y[i]) for p in runs) for m, runs in preds.items()}
+        if sum(counts[m] > seeds[m] / 2 for m in seeds) >= 2:
+            expected.append((-sum(counts.values()), i, counts))
+    assert len(expected) > 10  # the draw has shared mistakes to find
+    assert [m.position for m in out] == [i for _, i, _ in sorted(expected)]
+    for m, (_, _, counts) in zip(out, sorted(expected), strict=True):
+        assert {k: w for k, (w, _) in m.wrong.items()} == counts
+        wrong_preds = [int(p[m.position]) for runs in preds.values() for p in runs if p[m.position] != y[m.position]]
+        assert wrong_preds.count(m.pred) == max(wrong_preds.count(c) for c in set(wrong_preds))
+
+
+def test_shared_mistakes_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        shared_mistakes(np.array([0, 1]), {"a": [np.array([0, 1, 1])]})
+    with pytest.raises(ValueError, match="min_models"):
+        shared_mistakes(np.array([0, 1]), {"a": [np.array([0, 1])]}, min_models=0)

@@ -278,3 +278,34 @@ def test_a_study_without_complete_runs_still_builds(tmp_path: Path) -> None:
 def test_docstring_examples() -> None:
     for module in (_format, document):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_the_shared_mistakes_are_those_several_models_miss_in_the_stored_predictions(
+    store: Store, page: tuple[Path, _Page],
+) -> None:
+    """Counted here from each run's stored test predictions: an example is listed when two or more models miss it
+    in more than half of their runs, and the table says how many runs of each model missed it."""
+    labels = ["base", "strong", XSS, "single"]  # the models with complete runs, in file order
+    wrong: dict[str, dict[int, int]] = {}
+    runs: dict[str, int] = {}
+    for rec in store.runs("known"):
+        p = store.predictions(rec.hash)
+        if p is None:
+            continue
+        runs[rec.label] = runs.get(rec.label, 0) + 1
+        for i in p.index[p.pred != p.y]:
+            wrong.setdefault(rec.label, {})[int(i)] = wrong.get(rec.label, {}).get(int(i), 0) + 1
+    listed = {i for i in range(1000, 1000 + N_TEST)
+              if sum(wrong[m].get(i, 0) > runs[m] / 2 for m in labels) >= 2}
+    header, *rows = page[1].tables["table-shared_mistakes"]
+    assert header[:3] == ["test index", "true class", "predicted (most often)"]
+    assert header[3:] == [f"{m}: runs wrong" for m in labels] + ["runs wrong"]
+    assert len(listed) > 20 and len(rows) == 20  # the most missed 20 of them
+    assert {int(r[0]) for r in rows} <= listed
+    for r in rows:
+        i = int(r[0])
+        assert r[3:-1] == [f"{wrong[m].get(i, 0)} / {runs[m]}" for m in labels]
+        assert r[1] == "abc"[i % K] and r[2] == "abc"[(i + 1) % K]  # the stored runs predict y + 1 when wrong
+    totals = [int(r[-1].split(" / ")[0]) for r in rows]
+    assert totals == sorted(totals, reverse=True)
+    assert min(totals) >= max(sum(wrong[m].get(i, 0) for m in labels) for i in listed - {int(r[0]) for r in rows})

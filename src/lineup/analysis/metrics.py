@@ -7,6 +7,8 @@ true classes and columns predicted classes. ``*_score`` is higher-is-better.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,3 +71,81 @@ def accuracy_half_width(acc: float, n: int, *, z: float = 1.96) -> float:
     if n <= 0:
         raise ValueError("n must be positive")
     return z * math.sqrt(max(acc * (1 - acc), 0.25 / n) / n)
+
+
+@dataclass(frozen=True)
+class SharedMistake:
+    """A test example that several models get wrong.
+
+    Attributes:
+        position: its row in the aligned arrays given to ``shared_mistakes``.
+        y: its true class.
+        pred: the wrong class predicted most often for it (the smallest on a tie).
+        wrong: model -> (runs that got it wrong, runs), in the order the models were given.
+    """
+
+    position: int
+    y: int
+    pred: int
+    wrong: dict[str, tuple[int, int]]
+
+    @property
+    def runs_wrong(self) -> int:
+        return sum(w for w, _ in self.wrong.values())
+
+    @property
+    def runs(self) -> int:
+        return sum(n for _, n in self.wrong.values())
+
+    @property
+    def by_every_run(self) -> bool:
+        """Every run of every model got it wrong."""
+        return self.runs_wrong == self.runs
+
+
+def shared_mistakes(y_true: np.ndarray, preds: Mapping[str, Sequence[np.ndarray]], *,
+                    min_models: int = 2) -> list[SharedMistake]:
+    """The test examples that at least ``min_models`` models get wrong in most of their runs, most missed first.
+
+    A comparison between models is decided by the examples some get right and others wrong; an example that
+    every model misses (often an ambiguous or mislabelled one) moves every accuracy alike and tells the models
+    nothing. These are the examples to look at before reading a difference of a few test errors.
+
+    Args:
+        y_true: ``(N,)`` true classes.
+        preds: model -> its runs' ``(N,)`` predicted classes, rows aligned with ``y_true``.
+        min_models: how many models must miss an example (in more than half of their runs) for it to be listed;
+            at most the number of models given.
+
+    Returns:
+        One ``SharedMistake`` per listed example, by runs that missed it (descending), then position.
+
+    >>> y = np.array([0, 1, 1, 0])
+    >>> preds = {"a": [np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0])], "b": [np.array([1, 0, 1, 0])]}
+    >>> [(m.position, m.pred, m.wrong) for m in shared_mistakes(y, preds)]
+    [(1, 0, {'a': (2, 2), 'b': (1, 1)})]
+    """
+    y_true = np.asarray(y_true)
+    if min_models < 1:
+        raise ValueError(f"min_models must be positive, got {min_models}")
+    wrong: dict[str, np.ndarray] = {}  # model -> (runs, N) mistakes
+    predicted = []
+    for model, runs in preds.items():
+        if not len(runs):
+            continue
+        stacked = np.stack([_check_pair(y_true, np.asarray(p))[1] for p in runs])  # (runs, N)
+        wrong[model] = stacked != y_true
+        predicted.append(stacked)
+    if not wrong:
+        return []
+    missed_by = sum((w.mean(axis=0) > 0.5).astype(int) for w in wrong.values())  # (N,) models missing it
+    runs_wrong = sum(w.sum(axis=0) for w in wrong.values())
+    all_preds = np.concatenate(predicted)  # (all runs, N)
+    listed = np.flatnonzero(missed_by >= min(min_models, len(wrong)))
+    out = []
+    for i in sorted(listed, key=lambda i: (-runs_wrong[i], i)):
+        column = all_preds[:, i]
+        mistaken = column[column != y_true[i]]
+        out.append(SharedMistake(position=int(i), y=int(y_true[i]), pred=int(np.bincount(mistaken).argmax()),
+                                 wrong={m: (int(w[:, i].sum()), len(w)) for m, w in wrong.items()}))
+    return out

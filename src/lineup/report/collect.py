@@ -55,6 +55,8 @@ class StudyData:
     spec: dict[str, Any]
     runs: list[RunData]
     failures: dict[str, tuple[int, list[Failure]]]  # label -> (seed, most confident mistakes of one run)
+    # test index -> image, of every test example that some complete run stored among its failure cases
+    mistake_images: dict[int, np.ndarray] = field(default_factory=dict)
     setting: str = ""
     others: dict[str, StudyData] = field(default_factory=dict)  # setting name -> its runs, in file order
     # A study with [search]: the runs above are the tuned ones (protocol tuned or both); ``fixed`` holds the runs as
@@ -155,8 +157,11 @@ def collect(store: Store, study: str) -> StudyData:
                     run.images[kind] = path.read_bytes()
             if "grid" in rec.summary:
                 run.grid = store.predictions(rec.hash, "grid")
-        if rec.status == "complete" and rec.label not in group.failures:
-            group.failures[rec.label] = (rec.seed, store.failures(rec.hash))
+        if rec.status == "complete":
+            fails = store.failures(rec.hash)
+            group.failures.setdefault(rec.label, (rec.seed, fails))
+            for f in fails:
+                group.mistake_images.setdefault(f.index, f.image)
         group.runs.append(run)
     # Tuned runs are stored as each search ends (entries that share a search, together): show them in file order.
     order = {m["name"]: i for i, m in enumerate(spec["models"])}

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lineup.analysis.dynamics import FRACTIONS, Dynamics, summarize_dynamics
-from lineup.analysis.metrics import accuracy_half_width, confusion_matrix, per_class_accuracy
+from lineup.analysis.metrics import (
+    SharedMistake,
+    accuracy_half_width,
+    confusion_matrix,
+    per_class_accuracy,
+    shared_mistakes,
+)
 from lineup.analysis.representations import LayerStability, cka_at_depth, cka_between_models, layer_stability
 from lineup.analysis.stats import Comparison, MeanCI, Rank, Winner, compare_models, mean_ci, rank_models, winner
 from lineup.report.collect import StudyData
@@ -45,6 +51,7 @@ class ModelEvidence:
     stats: dict[str, MeanCI] = field(default_factory=dict)  # metric -> mean and interval over seeds
     dynamics: dict[int, Dynamics] = field(default_factory=dict)  # seed -> dynamics of its history
     correct: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> (N,) test correctness, aligned
+    pred: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> (N,) predicted test classes, aligned
     features: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> (N_emb, D) embeddings, aligned
     layers: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # seed -> {layer: (N_emb, C)}, aligned
     per_class: np.ndarray | None = None  # (K,) mean over seeds of per-class test accuracy
@@ -64,6 +71,10 @@ class Evidence:
     layer_stability: dict[str, list[LayerStability]] = field(default_factory=dict)  # model -> CKA across seeds
     # relative depth -> (layer chosen per model, models, mean CKA (M, M), seed pairs (M, M)); needs 2+ models
     layer_cka: dict[float, tuple[dict[str, str], list[str], np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # test examples two or more models miss in most of their runs (``lineup.analysis.metrics.shared_mistakes``),
+    # with their test indices (``index``, parallel)
+    shared: list[SharedMistake] = field(default_factory=list)
+    shared_index: list[int] = field(default_factory=list)
 
 
 def gather(data: StudyData, *, seed: int = 0) -> Evidence:
@@ -90,8 +101,23 @@ def gather(data: StudyData, *, seed: int = 0) -> Evidence:
     layered = {label: m.layers for label, m in models.items() if m.layers}
     stability = {label: layer_stability(by_seed) for label, by_seed in layered.items()}
     layer_cka = {d: cka_at_depth(layered, d) for d in LAYER_DEPTHS} if len(layered) > 1 else {}
+    shared, shared_index = _shared_mistakes(data, models, test_index)
     return Evidence(models=models, comparisons=comparisons, ranking=ranking, winners=winners, cka=cka,
-                    half_width=half_width, layer_stability=stability, layer_cka=layer_cka)
+                    half_width=half_width, layer_stability=stability, layer_cka=layer_cka, shared=shared,
+                    shared_index=shared_index)
+
+
+def _shared_mistakes(data: StudyData, models: dict[str, ModelEvidence], test_index: np.ndarray
+                     ) -> tuple[list[SharedMistake], list[int]]:
+    """The test examples several models miss, on the test examples every run has, with their test indices."""
+    preds = {label: list(m.pred.values()) for label, m in models.items() if m.pred}
+    runs = [r for r in data.runs if r.complete and r.predictions is not None]
+    if len(preds) < 2 or not runs:
+        return [], []
+    p = runs[0].predictions
+    assert p is not None
+    shared = shared_mistakes(_take(p.index, p.y, test_index), preds)
+    return shared, [int(test_index[m.position]) for m in shared]
 
 
 def _model(data: StudyData, label: str, test_index: np.ndarray, emb_index: np.ndarray, seed: int
@@ -129,6 +155,7 @@ def _model(data: StudyData, label: str, test_index: np.ndarray, emb_index: np.nd
         if run.predictions is not None:
             p = run.predictions
             m.correct[run.seed] = _take(p.index, p.pred == p.y, test_index)
+            m.pred[run.seed] = _take(p.index, p.pred, test_index)
             if k:
                 per_class.append(per_class_accuracy(p.y, p.pred, num_classes=k))
                 confusion.append(confusion_matrix(p.y, p.pred, num_classes=k))

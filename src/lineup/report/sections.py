@@ -14,7 +14,7 @@ from lineup.analysis.stats import ASO_THRESHOLD, N_RESAMPLES
 from lineup.report import _format as fmt
 from lineup.report import figures
 from lineup.report.collect import RunData, StudyData
-from lineup.report.document import Figure, Section, Table, code, para
+from lineup.report.document import Figure, Section, Table, Text, code, para
 from lineup.report.evidence import Evidence
 
 #: Saves a matplotlib figure as ``figures/<name>.png`` and returns its data URI.
@@ -219,9 +219,16 @@ def confusion_section(data: StudyData, ev: Evidence, save: Save) -> Section | No
     return s
 
 
-def failures_section(data: StudyData, save: Save) -> Section | None:
+#: Rows of the shared-mistakes table (the most missed first); the figure shows at most one gallery's worth.
+SHARED_ROWS = 20
+
+
+def failures_section(data: StudyData, ev: Evidence, save: Save) -> Section | None:
+    """The test examples several models miss (table and images), then each model's most confident mistakes."""
     s = Section("failures", "Failure cases")
     classes = data.classes
+    if ev.shared:
+        s.blocks.extend(shared_mistakes_blocks(data, ev, save))
     for i, label in enumerate(data.labels):
         seed, fails = data.failures.get(label, (0, []))
         if not fails or not classes:
@@ -232,6 +239,32 @@ def failures_section(data: StudyData, save: Save) -> Section | None:
                                       "(true → predicted, confidence, test index)")
         s.blocks.append(_figure(save, fig, f"failures_{i:02d}", f"failure cases of {label}"))
     return s if s.blocks else None
+
+
+def shared_mistakes_blocks(data: StudyData, ev: Evidence, save: Save) -> list[Text | Table | Figure]:
+    """What the models get wrong together: a sentence, the table of ``ev.shared`` and the images stored of them."""
+    shared, index = ev.shared, ev.shared_index
+    names = data.classes or [str(c) for c in range(1 + max(max(m.y, m.pred) for m in shared))]
+    everywhere = sum(m.by_every_run for m in shared)
+    models = list(shared[0].wrong)
+    text = para(f"{len(shared)} test example{'s are' if len(shared) != 1 else ' is'} missed by two or more models "
+                f"in most of their runs, {everywhere} of them by every run of every model. An example that every "
+                "model misses lowers every accuracy alike: the differences between models come from the others"
+                + (f" (the most missed {SHARED_ROWS} are listed)." if len(shared) > SHARED_ROWS else "."))
+    header = ["test index", "true class", "predicted (most often)", *[f"{m}: runs wrong" for m in models],
+              "runs wrong"]
+    rows = [[str(i), names[m.y], names[m.pred], *[f"{w} / {n}" for w, n in m.wrong.values()],
+             f"{m.runs_wrong} / {m.runs}"] for i, m in zip(index[:SHARED_ROWS], shared[:SHARED_ROWS], strict=True)]
+    blocks: list[Text | Table | Figure] = [text, Table("shared_mistakes", header, rows)]
+    shown = [(i, m) for i, m in zip(index, shared, strict=True) if i in data.mistake_images][:16]
+    if shown:
+        fig = figures.failure_gallery(
+            [data.mistake_images[i] for i, _ in shown],
+            [f"{names[m.y]} → {names[m.pred]}\n{m.runs_wrong}/{m.runs} runs (#{i})" for i, m in shown],
+            title="test examples several models miss (true → most often predicted, runs wrong, test index)",
+            cols=min(8, max(4, len(shown))))
+        blocks.append(_figure(save, fig, "shared_mistakes", "test examples several models miss"))
+    return blocks
 
 
 def representations_section(ev: Evidence, save: Save) -> list[Section] | None:
