@@ -130,6 +130,25 @@ def test_load_returns_the_arrays_of_the_files(tmp_path: Path, fashion: dict[str,
     assert any("sha256 of the decompressed data matches" in note for note in raw.notes)
 
 
+def test_a_test_split_drawn_anew_numbers_the_test_file_after_the_training_file(
+    tmp_path: Path, fashion: dict[str, bytes],
+) -> None:
+    """IDX files number their examples from 0 each: pooled, the test file's examples are numbered from 30."""
+    from lineup.data import load
+
+    _place(tmp_path / "system" / "fashion-mnist", fashion)
+    bundle = load("fashion-mnist", download=False, val_fraction=0.2, test_split={"fraction": 0.5, "seed": 0})
+    images = np.concatenate([ARRAYS["train_images"], ARRAYS["test_images"]])
+    labels = np.concatenate([ARRAYS["train_labels"], ARRAYS["test_labels"]])
+    index = np.concatenate([bundle.train.index, bundle.val.index, bundle.test.index])
+    assert sorted(index.tolist()) == list(range(40)) and len(bundle.test) == 20
+    for split in (bundle.train, bundle.val, bundle.test):
+        np.testing.assert_array_equal(split.x.numpy()[:, 0], images[split.index.numpy()])
+        np.testing.assert_array_equal(split.y.numpy(), labels[split.index.numpy()])
+    assert (bundle.test.index >= 30).any() and (bundle.test.index < 30).any()
+    assert any("test-file examples are numbered from 30" in note for note in bundle.notes)
+
+
 def test_version_depends_on_content_not_compression(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fashion: dict[str, bytes]
 ) -> None:

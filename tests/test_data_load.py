@@ -95,6 +95,58 @@ def test_split_seed_changes_the_split() -> None:
     assert torch.equal(a.test.index, c.test.index)  # the test split is the source's, whatever the seed
 
 
+def test_a_test_split_drawn_anew_pools_both_files_and_keeps_every_index(by_row: tuple[np.ndarray, np.ndarray]
+                                                                         ) -> None:
+    """digits numbers its training and test examples apart (rows of one file), so the indices stay the source's."""
+    x, y = by_row
+    bundle = load("digits", classes=[3, 8], test_split={"fraction": 0.25, "seed": 4})
+    kept = set(np.flatnonzero(np.isin(y, [3, 8])).tolist())
+    parts = [_rows(s) for s in (bundle.train, bundle.val, bundle.test)]
+    assert set().union(*parts) == kept and sum(map(len, parts)) == len(kept)  # a partition of the kept examples
+    assert len(bundle.test) == round(0.25 * len(kept))
+    shares = np.bincount(bundle.test.y.numpy()) / len(bundle.test)
+    np.testing.assert_allclose(shares, np.bincount(np.isin(y[sorted(kept)], 8).astype(int)) / len(kept), atol=0.01)
+    assert parts[2] & set(catalog.load_raw("digits").train_index.tolist())  # drawn from both files
+    assert parts[2] & set(catalog.load_raw("digits").test_index.tolist())
+    for split in (bundle.train, bundle.val, bundle.test):
+        rows = split.index.numpy()
+        assert np.array_equal(split.x.numpy(), x[rows])
+        assert np.array_equal(np.array([3, 8])[split.y.numpy()], y[rows])
+    assert any("test split drawn anew: a stratified 25%" in n and "(seed 4)" in n for n in bundle.notes)
+
+
+def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
+    a, b = load("digits", test_split={"seed": 0}), load("digits", test_split={"seed": 0})
+    c = load("digits", test_split={"seed": 1})
+    assert torch.equal(a.test.index, b.test.index) and a.version == b.version
+    assert not torch.equal(a.test.index, c.test.index) and a.version != c.version
+    assert len(a.test) == round(0.2 * 1797)  # the default fraction
+    plain = load("digits")
+    assert plain.version not in (a.version, c.version)
+    assert not any("drawn anew" in n for n in plain.notes)
+
+
+@pytest.mark.parametrize(
+    ("test_split", "message"),
+    [
+        ({"fraction": 0.0}, r"test_split fraction must be a number in \(0, 1\), got 0.0"),
+        ({"fraction": 1}, r"test_split fraction must be a number in \(0, 1\), got 1"),
+        ({"seed": -1}, r"test_split seed must be a non-negative integer, got -1"),
+        ({"size": 100}, r"test_split takes fraction and seed, not size"),
+        ({"fraction": 0.0001}, r"leaves an empty split; use a fraction nearer 0.5"),
+    ],
+)
+def test_a_test_split_that_cannot_be_drawn_is_refused(test_split: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        load("digits", test_split=test_split)
+
+
+def test_data_drawn_from_a_distribution_has_no_files_to_pool() -> None:
+    with pytest.raises(SpecError, match="has none: its test sample is set by its own options") as info:
+        load("gaussian-mixture", test_split={"seed": 1})
+    assert info.value.key == "data.test_split"
+
+
 def test_version_identifies_source_and_derivation() -> None:
     raw_version = catalog.load_raw("digits").version
     versions = {

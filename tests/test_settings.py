@@ -77,6 +77,10 @@ def test_settings_expand_and_share_runs_with_the_plain_study(tmp_path: Path) -> 
      "Did you mean 'distortions'"),
     ('[[settings]]\ntrain_size = 100\n', "settings[0].name", "each setting needs a name"),
     ('[[settings]]\nname = "a"\nval_fraction = 0.9\n', "settings[0].val_fraction", "at most 0.5"),
+    ('[[settings]]\nname = "a"\ntest_split = { frac = 0.3 }\n', "settings[0].test_split.frac",
+     "Did you mean 'fraction'"),
+    ('[[settings]]\nname = "a"\ntest_split = { fraction = 1.5 }\n', "settings[0].test_split.fraction",
+     "at most 0.9"),
 ])
 def test_bad_settings(tmp_path: Path, settings: str, key: str, text: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -125,3 +129,25 @@ def test_settings_run_store_and_report(tmp_path: Path) -> None:
     assert 'id="settings"' in html and "40% of training labels flipped" in html
     with (tables / "runs.csv").open() as f:
         assert [row["setting"] for row in csv.DictReader(f)].count("label-noise-0.4") == 4
+
+
+def test_settings_that_redraw_the_test_split_test_different_examples(tmp_path: Path) -> None:
+    """Two draws of the test split: each setting's runs are tested on its own examples, the plain study's test
+    split is neither, and the report compares the settings by seeds, not by McNemar on shared examples."""
+    settings = ('[[settings]]\nname = "split-0"\ntest_split = { seed = 0 }\n\n'
+                '[[settings]]\nname = "split-1"\ntest_split = { fraction = 0.3, seed = 1 }\n')
+    path = _write(tmp_path, settings)
+    result = CliRunner().invoke(main, ["run", str(path), "--store", str(tmp_path / "r"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with Store(tmp_path / "r") as store:
+        records = store.runs("noisy")
+        tested = {r.setting: set(store.predictions(r.hash).index.tolist()) for r in records}
+        info = store.study_spec("noisy")["settings_info"]
+    plain = load_study(_write(tmp_path, "", "plain.toml"))
+    from lineup.study import load_data
+
+    plain_test = set(load_data(plain).test.index.tolist())
+    assert len({frozenset(t) for t in tested.values()}) == 2 and plain_test not in tested.values()
+    kept = len(tested["split-0"]) / 0.2
+    assert 0.29 < len(tested["split-1"]) / kept < 0.31 and kept < 1797  # 3 of the 10 digits
+    assert any("test split drawn anew" in note and "(seed 1)" in note for note in info["split-1"]["notes"])

@@ -101,6 +101,10 @@ BAD = [
     (("[data]", "[dta]"), "dta", "Did you mean 'data'"),
     (('train = { lr = 0.01 }', 'train = { lr = 0.01, epoch = 3 }'), "models[1].train.epoch", "Did you mean 'epochs'"),
     (('dataset = "digits"', 'dataset = "digits"\nval_fraction = 0.9'), "data.val_fraction", "at most 0.5"),
+    # a table that may also be absent: the error inside it, not "expected a table or absent"
+    (('patience = 2 }', 'patiense = 2 }'), "train.early_stopping.patiense", "Did you mean 'patience'"),
+    (('dataset = "digits"', 'dataset = "digits"\ntest_split = { seed = -1 }'), "data.test_split.seed",
+     "at least 0"),
 ]
 
 

@@ -57,6 +57,8 @@ def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
                 return _convert(value, arg, key, file)
             except SpecError as e:
                 errors.append(e)
+        if len(errors) == 1:  # one kind of value fits here (a table or absent): its own error says what is wrong
+            raise errors[0]
         raise SpecError(f"expected {_type_name(tp)}, got {value!r}", file=file, key=key)
     if origin is list:
         (arg,) = typing.get_args(tp)

@@ -46,6 +46,12 @@ class StudySection:
 
 
 @dataclass(frozen=True)
+class TestSplitSection:
+    fraction: float = opt(0.2, "share of the pooled examples held out as the test split, in (0, 1)", gt=0.0, max=0.9)
+    seed: int = opt(0, "seed of the draw; vary it across [[settings]] to see how much the test split matters", min=0)
+
+
+@dataclass(frozen=True)
 class DataSection:
     dataset: str = opt(..., "catalog name of the dataset, see `lineup datasets`")
     root: str | None = opt(None, "directory holding the dataset's files (default: the search order of the catalog)")
@@ -57,6 +63,9 @@ class DataSection:
     download: bool = opt(True, "download missing files from the dataset's mirrors, verified by checksum")
     options: dict[str, Any] = opt({}, "dataset-specific settings, e.g. the parameters of a synthetic dataset")
     distortions: dict[str, Any] = opt({}, "controlled distortions of the data (see `lineup datasets`)")
+    test_split: TestSplitSection | None = opt(None, "draw the test split anew: pool the training and test examples "
+                                                    "of the kept classes and hold out a stratified fraction "
+                                                    "(absent: the dataset's own test split)")
 
 
 @dataclass(frozen=True)

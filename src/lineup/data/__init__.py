@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,15 @@ def load(
     download: bool = True,
     options: Mapping[str, Any] | None = None,
     distortions: Mapping[str, Any] | None = None,
+    test_split: Mapping[str, Any] | None = None,
 ) -> DataBundle:
     """Load a catalog dataset and derive the splits a run trains, selects and tests on.
 
     The derivation, in this order:
 
     1. keep ``classes`` (in the training and the test split), relabelled ``0..k-1`` in the order given;
+       with ``test_split``, pool what is kept of both and hold out a stratified ``fraction`` of it (``seed``)
+       as the test split instead of the dataset's own;
        then the ``imbalance`` distortion, if asked for, drops examples until its class has its share;
     2. hold out ``val_fraction`` of the training split as the validation split (stratified, ``split_seed``);
     3. subsample what remains for training to ``train_size`` examples (stratified, ``split_seed``);
@@ -73,6 +77,11 @@ def load(
             any).
         distortions: controlled distortions of the splits, the ``[data.distortions]`` table: ``imbalance``,
             ``label_noise``, ``input_noise``, ``affine``, ``erasing``, ``blur``.
+        test_split: ``{"fraction": f, "seed": s}``: a test split drawn anew, for datasets read from files. How
+            much a result depends on which examples were held out is then measured by varying ``seed`` (one
+            data setting per seed). An example's index stays its position in the source when the source numbers
+            its training and test examples apart (the rows of one CSV file); otherwise examples of the test file
+            are numbered after those of the training file.
 
     Returns:
         The splits as uint8 ``(N, C, H, W)`` and int64 ``(N,)`` tensors, each with the positions of its
@@ -85,12 +94,14 @@ def load(
         DataError: the data is missing and cannot be downloaded, or is corrupt.
     """
     if synthetic.is_synthetic(dataset):  # drawn from a known distribution, not read from files
+        _refuse_test_split(dataset, test_split)
         return synthetic.load_synthetic(dataset, options=options, classes=classes, train_size=train_size,
                                         val_fraction=val_fraction, test_size=test_size, split_seed=split_seed,
                                         distortions=distortions)
     transform, own_options = transform_from_options(options)
     distort = Distortions.parse(distortions)  # both validated before any file is read
     if custom.gives_floats(dataset, own_options):  # a dataset registered in code whose inputs are not images
+        _refuse_test_split(dataset, test_split)
         return custom.load_floats(dataset, options=own_options, classes=classes, train_size=train_size,
                                   val_fraction=val_fraction, test_size=test_size, split_seed=split_seed,
                                   image_settings=bool(transform), distortions=bool(distort))
@@ -119,6 +130,23 @@ def load(
         notes.append(
             f"classes: {len(classes)} of {num_classes} kept ({', '.join(class_names)}), "
             f"relabelled 0..{len(classes) - 1} in that order"
+        )
+    pooled = None
+    if test_split is not None:
+        fraction, seed = _test_split_options(test_split)
+        offset = _test_index_offset(raw.train_index, raw.test_index)
+        rows = np.concatenate([train_rows, test_rows + len(raw.train_y)])  # rows of train, then test file
+        y_all = np.concatenate([train_y, test_y])
+        keep, held = stratified_split(y_all, val_fraction=fraction, seed=seed)
+        if not len(keep) or not len(held):
+            raise SpecError(f"test_split fraction {fraction:g} of {len(y_all):,} examples leaves an empty split; "
+                            "use a fraction nearer 0.5", key="data.test_split.fraction")
+        pooled = _Pooled(raw.train_x, raw.test_x, np.concatenate([raw.train_index, raw.test_index + offset]))
+        train_rows, train_y, test_rows, test_y = rows[keep], y_all[keep], rows[held], y_all[held]
+        notes.append(
+            f"test split drawn anew: a stratified {fraction:.0%} ({len(held):,}) of the {len(y_all):,} examples of "
+            f"the training and test files (seed {seed}) instead of the dataset's own test split"
+            + (f"; test-file examples are numbered from {offset:,}" if offset else "")
         )
     if distort:
         distort.check_classes(class_names)
@@ -152,11 +180,15 @@ def load(
         )
         test_rows, test_y = test_rows[keep], test_y[keep]
 
-    splits = {
-        "train": _split(raw.train_x, train_y, raw.train_index, train_rows),
-        "val": _split(raw.train_x, val_y, raw.train_index, val_rows),
-        "test": _split(raw.test_x, test_y, raw.test_index, test_rows),
-    }
+    if pooled is None:
+        splits = {
+            "train": _split(raw.train_x, train_y, raw.train_index, train_rows),
+            "val": _split(raw.train_x, val_y, raw.train_index, val_rows),
+            "test": _split(raw.test_x, test_y, raw.test_index, test_rows),
+        }
+    else:
+        splits = {name: pooled.split(y, rows) for name, y, rows in
+                  (("train", train_y, train_rows), ("val", val_y, val_rows), ("test", test_y, test_rows))}
     normalization = Normalization(mean=raw.mean, std=raw.std)
     if transform:
         before = tuple(raw.train_x.shape[1:])
@@ -181,6 +213,8 @@ def load(
         settings["transform"] = transform.to_dict()
     if distort:
         settings["distortions"] = distort.to_dict()
+    if test_split is not None:
+        settings["test_split"] = {"fraction": fraction, "seed": seed}
     # The rows themselves are hashed too, so a change in how splits are drawn can never reuse stored results;
     # so are transformed or distorted tensors, which float arithmetic on another machine might change.
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
@@ -210,8 +244,55 @@ def _split(x: np.ndarray, y: np.ndarray, index: np.ndarray, rows: np.ndarray) ->
     )
 
 
+@dataclass(frozen=True)
+class _Pooled:
+    """The training and test files of a source as one sequence of rows: the training file's, then the test file's."""
+
+    train_x: np.ndarray
+    test_x: np.ndarray
+    index: np.ndarray  # (rows of both,) each row's example index
+
+    def split(self, y: np.ndarray, rows: np.ndarray) -> Split:
+        n = len(self.train_x)
+        from_test = rows >= n
+        x = np.empty((len(rows), *self.train_x.shape[1:]), dtype=self.train_x.dtype)
+        x[~from_test] = self.train_x[rows[~from_test]]
+        x[from_test] = self.test_x[rows[from_test] - n]
+        return Split(x=torch.from_numpy(x), y=torch.from_numpy(np.array(y, dtype=np.int64)),
+                     index=torch.from_numpy(self.index[rows]))
+
+
+def _refuse_test_split(dataset: str, test_split: Mapping[str, Any] | None) -> None:
+    if test_split is not None:
+        raise SpecError(f"test_split draws a test split anew from a dataset's files, and {dataset} has none: its "
+                        "test sample is set by its own options (n_test) and test_size; remove test_split",
+                        key="data.test_split")
+
+
+def _test_split_options(options: Mapping[str, Any]) -> tuple[float, int]:
+    unknown = sorted(set(options) - {"fraction", "seed"})
+    if unknown:
+        raise SpecError(f"test_split takes fraction and seed, not {', '.join(unknown)}", key="data.test_split")
+    fraction, seed = options.get("fraction", 0.2), options.get("seed", 0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise SpecError(f"test_split fraction must be a number in (0, 1), got {fraction!r}",
+                        key="data.test_split.fraction")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"test_split seed must be a non-negative integer, got {seed!r}", key="data.test_split.seed")
+    return float(fraction), seed
+
+
+def _test_index_offset(train_index: np.ndarray, test_index: np.ndarray) -> int:
+    """0 when the source numbers its training and test examples apart, else the first number after the training
+    file's, so that every example of the pooled splits keeps a distinct index."""
+    if not np.intersect1d(train_index, test_index).size:
+        return 0
+    return int(train_index.max()) + 1 if len(train_index) else 0
+
+
 def _check_size(option: str, size: int, available: int, what: str) -> None:
     if not 1 <= size <= available:
         raise SpecError(f"{option} must be in 1..{available:,} (the {what}), got {size:,}")
+
 
 __getattr__ = lazy_submodules(__name__, __path__)  # lineup.data.<submodule> without importing it first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -76,7 +77,8 @@ def load_data(study: Study, setting: Setting | None = None) -> DataBundle:
     try:
         return datasets.load(d.dataset, root=d.root, classes=d.classes, train_size=d.train_size,
                              val_fraction=d.val_fraction, test_size=d.test_size, split_seed=d.split_seed,
-                             download=d.download, options=d.options, distortions=d.distortions)
+                             download=d.download, options=d.options, distortions=d.distortions,
+                             test_split=dataclasses.asdict(d.test_split) if d.test_split else None)
     except SpecError as e:  # the data layer knows what is wrong, the study knows where it was written
         if e.file is not None:
             raise
