@@ -239,6 +239,7 @@ def test_every_public_submodule_is_an_attribute_of_its_package_after_import_line
             "        if module is not importlib.import_module(f'lineup.{sub}.{info.name}'):\n"
             "            missing.append(f'{sub}.{info.name}')\n"
             "print(missing)\n"
+            "assert 'scores' in dir(lineup.analysis) and 'load' in dir(lineup.data)\n"
             "try:\n"
             "    lineup.analysis.no_such_module\n"
             "except AttributeError as error:\n"

@@ -112,7 +112,7 @@ def test_a_test_split_drawn_anew_pools_both_files_and_keeps_every_index(by_row: 
         rows = split.index.numpy()
         assert np.array_equal(split.x.numpy(), x[rows])
         assert np.array_equal(np.array([3, 8])[split.y.numpy()], y[rows])
-    assert any("test split drawn anew: a stratified 25%" in n and "(seed 4)" in n for n in bundle.notes)
+    assert any("test split drawn anew: a stratified 0.25 (89) of the 357" in n and "(seed 4)" in n for n in bundle.notes)
 
 
 def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
@@ -129,8 +129,8 @@ def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
 @pytest.mark.parametrize(
     ("test_split", "message"),
     [
-        ({"fraction": 0.0}, r"test_split fraction must be a number in \(0, 1\), got 0.0"),
-        ({"fraction": 1}, r"test_split fraction must be a number in \(0, 1\), got 1"),
+        ({"fraction": 0.0}, r"test_split fraction must be a number in \(0, 0.9\], got 0.0"),
+        ({"fraction": 0.95}, r"test_split fraction must be a number in \(0, 0.9\], got 0.95"),
         ({"seed": -1}, r"test_split seed must be a non-negative integer, got -1"),
         ({"size": 100}, r"test_split takes fraction and seed, not size"),
         ({"fraction": 0.0001}, r"leaves an empty split; use a fraction nearer 0.5"),
@@ -142,7 +142,7 @@ def test_a_test_split_that_cannot_be_drawn_is_refused(test_split: dict, message:
 
 
 def test_data_drawn_from_a_distribution_has_no_files_to_pool() -> None:
-    with pytest.raises(SpecError, match="has none: its test sample is set by its own options") as info:
+    with pytest.raises(SpecError, match="is drawn from a known distribution: its test sample is set by") as info:
         load("gaussian-mixture", test_split={"seed": 1})
     assert info.value.key == "data.test_split"
 

@@ -91,6 +91,10 @@ def test_bounds_at_several_k_are_read_off_prefixes_of_one_set_of_draws(
     for k, bound in bounds.items():
         alone = iwae_log_likelihood(model, x, k=k, chunk=1, generator=torch.Generator().manual_seed(5))
         torch.testing.assert_close(bound, alone, rtol=0, atol=0)
+    # Chunks end at every k, so with chunks of 8 the bound at k = 7 is still the first 7 draws of its own stream.
+    at_7 = iwae_log_likelihoods(model, x, ks=(7, 30), chunk=8, generator=torch.Generator().manual_seed(6))[7]
+    alone = iwae_log_likelihood(model, x, k=7, chunk=8, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(at_7, alone, rtol=0, atol=0)
     # Larger chunks give other draws but the same bound in distribution: the k = 30 means agree within noise.
     chunked = iwae_log_likelihoods(model, x, ks=(1, 7, 30), chunk=8, generator=torch.Generator().manual_seed(6))[30]
     d = (chunked - bounds[30]).double().numpy()

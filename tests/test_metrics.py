@@ -84,6 +84,8 @@ def test_shared_mistakes_by_hand() -> None:
     assert (out[1].runs_wrong, out[1].pred) == (4, 0)  # 0 twice, 2 twice: the smaller class on a tie
     assert [m.position for m in shared_mistakes(y, preds, min_models=1)] == [4, 1, 5]
     assert [m.position for m in shared_mistakes(y, preds, min_models=3)] == [4]
+    assert shared_mistakes(y, preds, min_models=4) == []  # three models cannot make four
+    assert shared_mistakes(y, {"a": preds["a"], "b": []}) == []  # a model without runs is no second model
     assert shared_mistakes(y, {"a": [y.copy()], "b": [y.copy()]}) == []
     assert doctest.testmod(metrics).failed == 0
 

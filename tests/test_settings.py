@@ -151,3 +151,13 @@ def test_settings_that_redraw_the_test_split_test_different_examples(tmp_path: P
     kept = len(tested["split-0"]) / 0.2
     assert 0.29 < len(tested["split-1"]) / kept < 0.31 and kept < 1797  # 3 of the 10 digits
     assert any("test split drawn anew" in note and "(seed 1)" in note for note in info["split-1"]["notes"])
+
+
+def test_a_setting_merges_its_test_split_into_the_studys(tmp_path: Path) -> None:
+    """``[data] test_split = { fraction = 0.3 }`` and a setting's ``{ seed = 1 }``: the setting keeps the fraction."""
+    text = STUDY.format(settings='[[settings]]\nname = "a"\n\n[[settings]]\nname = "b"\ntest_split = { seed = 1 }\n')
+    path = tmp_path / "merge.toml"
+    path.write_text(text.replace("val_fraction = 0.2", "val_fraction = 0.2\ntest_split = { fraction = 0.3 }"))
+    splits = {s.name: s.data.test_split for s in load_study(path).data_settings}
+    assert (splits["a"].fraction, splits["a"].seed) == (0.3, 0)
+    assert (splits["b"].fraction, splits["b"].seed) == (0.3, 1)

@@ -47,7 +47,7 @@ class StudySection:
 
 @dataclass(frozen=True)
 class TestSplitSection:
-    fraction: float = opt(0.2, "share of the pooled examples held out as the test split, in (0, 1)", gt=0.0, max=0.9)
+    fraction: float = opt(0.2, "share of the pooled examples held out as the test split, in (0, 0.9]", gt=0.0, max=0.9)
     seed: int = opt(0, "seed of the draw; vary it across [[settings]] to see how much the test split matters", min=0)
 
 
@@ -169,7 +169,7 @@ class Setting:
 SETTING_KEYS = {"name": "label of this data setting in the report; unique within the study",
                 "description": "what this setting changes, shown in the report"}
 #: ``[data]`` keys whose tables a setting merges into (one level deep) instead of replacing.
-_MERGED = ("options", "distortions")
+_MERGED = ("options", "distortions", "test_split")
 
 
 @dataclass(frozen=True)

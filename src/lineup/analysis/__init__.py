@@ -2,4 +2,4 @@
 
 from lineup._lazy import lazy_submodules
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.analysis.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.analysis.<submodule> without importing it first

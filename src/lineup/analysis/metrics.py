@@ -115,7 +115,7 @@ def shared_mistakes(y_true: np.ndarray, preds: Mapping[str, Sequence[np.ndarray]
         y_true: ``(N,)`` true classes.
         preds: model -> its runs' ``(N,)`` predicted classes, rows aligned with ``y_true``.
         min_models: how many models must miss an example (in more than half of their runs) for it to be listed;
-            at most the number of models given.
+            with fewer models than that (models without runs do not count), nothing is.
 
     Returns:
         One ``SharedMistake`` per listed example, by runs that missed it (descending), then position.
@@ -136,12 +136,12 @@ def shared_mistakes(y_true: np.ndarray, preds: Mapping[str, Sequence[np.ndarray]
         stacked = np.stack([_check_pair(y_true, np.asarray(p))[1] for p in runs])  # (runs, N)
         wrong[model] = stacked != y_true
         predicted.append(stacked)
-    if not wrong:
+    if len(wrong) < min_models:  # too few models for any example to qualify
         return []
     missed_by = sum((w.mean(axis=0) > 0.5).astype(int) for w in wrong.values())  # (N,) models missing it
     runs_wrong = sum(w.sum(axis=0) for w in wrong.values())
     all_preds = np.concatenate(predicted)  # (all runs, N)
-    listed = np.flatnonzero(missed_by >= min(min_models, len(wrong)))
+    listed = np.flatnonzero(missed_by >= min_models)
     out = []
     for i in sorted(listed, key=lambda i: (-runs_wrong[i], i)):
         column = all_preds[:, i]

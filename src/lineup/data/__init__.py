@@ -94,14 +94,15 @@ def load(
         DataError: the data is missing and cannot be downloaded, or is corrupt.
     """
     if synthetic.is_synthetic(dataset):  # drawn from a known distribution, not read from files
-        _refuse_test_split(dataset, test_split)
+        _refuse_test_split(dataset, test_split, "is drawn from a known distribution: its test sample is set by "
+                           "its own options (n_test) and test_size")
         return synthetic.load_synthetic(dataset, options=options, classes=classes, train_size=train_size,
                                         val_fraction=val_fraction, test_size=test_size, split_seed=split_seed,
                                         distortions=distortions)
     transform, own_options = transform_from_options(options)
     distort = Distortions.parse(distortions)  # both validated before any file is read
     if custom.gives_floats(dataset, own_options):  # a dataset registered in code whose inputs are not images
-        _refuse_test_split(dataset, test_split)
+        _refuse_test_split(dataset, test_split, "gives float inputs from its own code: split them there")
         return custom.load_floats(dataset, options=own_options, classes=classes, train_size=train_size,
                                   val_fraction=val_fraction, test_size=test_size, split_seed=split_seed,
                                   image_settings=bool(transform), distortions=bool(distort))
@@ -144,7 +145,7 @@ def load(
         pooled = _Pooled(raw.train_x, raw.test_x, np.concatenate([raw.train_index, raw.test_index + offset]))
         train_rows, train_y, test_rows, test_y = rows[keep], y_all[keep], rows[held], y_all[held]
         notes.append(
-            f"test split drawn anew: a stratified {fraction:.0%} ({len(held):,}) of the {len(y_all):,} examples of "
+            f"test split drawn anew: a stratified {fraction:.3g} ({len(held):,}) of the {len(y_all):,} examples of "
             f"the training and test files (seed {seed}) instead of the dataset's own test split"
             + (f"; test-file examples are numbered from {offset:,}" if offset else "")
         )
@@ -262,11 +263,10 @@ class _Pooled:
                      index=torch.from_numpy(self.index[rows]))
 
 
-def _refuse_test_split(dataset: str, test_split: Mapping[str, Any] | None) -> None:
+def _refuse_test_split(dataset: str, test_split: Mapping[str, Any] | None, why: str) -> None:
     if test_split is not None:
-        raise SpecError(f"test_split draws a test split anew from a dataset's files, and {dataset} has none: its "
-                        "test sample is set by its own options (n_test) and test_size; remove test_split",
-                        key="data.test_split")
+        raise SpecError(f"test_split draws a test split anew from a dataset's image files, and {dataset} {why}; "
+                        "remove test_split", key="data.test_split")
 
 
 def _test_split_options(options: Mapping[str, Any]) -> tuple[float, int]:
@@ -274,8 +274,8 @@ def _test_split_options(options: Mapping[str, Any]) -> tuple[float, int]:
     if unknown:
         raise SpecError(f"test_split takes fraction and seed, not {', '.join(unknown)}", key="data.test_split")
     fraction, seed = options.get("fraction", 0.2), options.get("seed", 0)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise SpecError(f"test_split fraction must be a number in (0, 1), got {fraction!r}",
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 0.9:
+        raise SpecError(f"test_split fraction must be a number in (0, 0.9], got {fraction!r}",
                         key="data.test_split.fraction")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SpecError(f"test_split seed must be a non-negative integer, got {seed!r}", key="data.test_split.seed")
@@ -295,4 +295,4 @@ def _check_size(option: str, size: int, available: int, what: str) -> None:
         raise SpecError(f"{option} must be in 1..{available:,} (the {what}), got {size:,}")
 
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.data.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.data.<submodule> without importing it first

@@ -36,4 +36,4 @@ __all__ = [
     "width_for_params",
 ]
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.models.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.models.<submodule> without importing it first

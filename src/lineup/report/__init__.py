@@ -5,4 +5,4 @@ from lineup.report.build import build_report
 
 __all__ = ["build_report"]
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.report.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.report.<submodule> without importing it first

@@ -258,6 +258,8 @@ def shared_mistakes_blocks(data: StudyData, ev: Evidence, save: Save) -> list[Te
     blocks: list[Text | Table | Figure] = [text, Table("shared_mistakes", header, rows)]
     shown = [(i, m) for i, m in zip(index, shared, strict=True) if i in data.mistake_images][:16]
     if shown:
+        blocks.append(para(f"The images of {len(shown)} of them, the most missed of those that some run kept among "
+                           "its most confident mistakes (a run keeps only those), are below.", muted=True))
         fig = figures.failure_gallery(
             [data.mistake_images[i] for i, _ in shown],
             [f"{names[m.y]} → {names[m.pred]}\n{m.runs_wrong}/{m.runs} runs (#{i})" for i, m in shown],

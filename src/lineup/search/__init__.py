@@ -10,4 +10,4 @@ from lineup.search.config import PROTOCOLS, PRUNERS, SEARCHERS, Dim, SearchPlan,
 
 __all__ = ["PROTOCOLS", "PRUNERS", "SEARCHERS", "Dim", "SearchPlan", "SearchSection", "parse_search"]
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.search.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.search.<submodule> without importing it first

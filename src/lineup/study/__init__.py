@@ -6,4 +6,4 @@ from lineup.study.worker import RunResult, execute_run
 
 __all__ = ["Plan", "RunResult", "StudyOutcome", "execute_run", "load_data", "prepare", "run_study"]
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.study.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.study.<submodule> without importing it first

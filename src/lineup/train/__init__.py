@@ -12,4 +12,4 @@ __all__ = [
     "load_checkpoint", "ELBO", "elbo", "gan_step", "posterior_collapse", "triplet_loss", "wgan_step",
 ]
 
-__getattr__ = lazy_submodules(__name__, __path__)  # lineup.train.<submodule> without importing it first
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)  # lineup.train.<submodule> without importing it first
