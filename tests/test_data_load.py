@@ -112,7 +112,8 @@ def test_a_test_split_drawn_anew_pools_both_files_and_keeps_every_index(by_row: 
         rows = split.index.numpy()
         assert np.array_equal(split.x.numpy(), x[rows])
         assert np.array_equal(np.array([3, 8])[split.y.numpy()], y[rows])
-    assert any("test split drawn anew: a stratified 0.25 (89) of the 357" in n and "(seed 4)" in n for n in bundle.notes)
+    drawn = "test split drawn anew: a stratified 0.25 (89) of the 357"
+    assert any(drawn in n and "(seed 4)" in n for n in bundle.notes)
 
 
 def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:

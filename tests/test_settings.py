@@ -123,6 +123,7 @@ def test_settings_run_store_and_report(tmp_path: Path) -> None:
         assert float(shown.split()[0]) == pytest.approx(100 * expected, abs=0.005)
     with (tables / "settings_accuracy.csv").open() as f:
         acc_rows = {row["model"]: row for row in csv.DictReader(f)}
+    assert not any(key.startswith("mean over") for key in acc_rows["mlp"])  # distortions are not test splits
     clean_mean = np.mean([acc[("clean", "mlp", s)] for s in (0, 1)])
     assert float(acc_rows["mlp"]["clean test acc %"].split()[0]) == pytest.approx(100 * clean_mean, abs=0.005)
     html = (store_dir / "reports" / "noisy" / "report.html").read_text()
@@ -151,6 +152,16 @@ def test_settings_that_redraw_the_test_split_test_different_examples(tmp_path: P
     kept = len(tested["split-0"]) / 0.2
     assert 0.29 < len(tested["split-1"]) / kept < 0.31 and kept < 1797  # 3 of the 10 digits
     assert any("test split drawn anew" in note and "(seed 1)" in note for note in info["split-1"]["notes"])
+    # Settings that differ only in their test split are pooled: the mean over splits of each split's seed mean.
+    acc = {(r.setting, r.label, r.seed): r.summary["test_acc"] for r in records}
+    with (tmp_path / "r" / "reports" / "noisy" / "tables" / "settings_accuracy.csv").open() as f:
+        rows = {row["model"]: row for row in csv.DictReader(f)}
+    for label in ("softmax", "mlp"):
+        split_means = [np.mean([acc[(st, label, s)] for s in (0, 1)]) for st in ("split-0", "split-1")]
+        shown = rows[label]["mean over the 2 test splits %"]
+        assert float(shown.split()[0]) == pytest.approx(100 * np.mean(split_means), abs=0.005)
+    html = (tmp_path / "r" / "reports" / "noisy" / "report.html").read_text()
+    assert "differ only in which examples they hold out for testing" in html
 
 
 def test_a_setting_merges_its_test_split_into_the_studys(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from lineup.analysis.dynamics import cumulative_seconds, generalization_gap
-from lineup.analysis.stats import ASO_THRESHOLD, N_RESAMPLES
+from lineup.analysis.stats import ASO_THRESHOLD, N_RESAMPLES, MeanCI
 from lineup.report import _format as fmt
 from lineup.report import figures
 from lineup.report.collect import RunData, StudyData
@@ -372,8 +372,15 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     header = ["model", *(f"{name} test acc %" for name in names)]
     rows = [[label, *(fmt.ci(e.models[label].stats.get("test_acc")) if label in e.models else ""
                       for e in evs.values())] for label in labels]
+    pooled = _over_test_splits(data, evs, labels) if _only_test_splits_differ(data) else {}
+    if pooled:
+        header.append(f"mean over the {len(names)} test splits %")
+        for row, label in zip(rows, labels, strict=True):
+            row.append(fmt.ci(pooled[label]) if label in pooled else "")
     s.blocks.append(Table("settings_accuracy", header, rows,
                           ["baseline" if label == data.baseline else "" for label in labels]))
+    if pooled:
+        s.blocks.append(para(_test_splits_text(evs, pooled, labels)))
 
     # Change from the first setting, paired by seed: the same seed starts from the same initial weights.
     header = ["model", *(f"Δ {name} − {first}, points" for name in names[1:])]
@@ -435,6 +442,38 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     s.blocks.append(_figure(save, figures.across_settings(means, lows, highs, names, baseline=data.baseline),
                             "settings", "test accuracy of every model in every data setting"))
     return s
+
+
+def _only_test_splits_differ(data: StudyData) -> bool:
+    """Whether the study's data settings differ in nothing but the test split they draw (``test_split``)."""
+    settings = data.spec.get("settings", [])
+    changed = [set(st) - {"name", "description"} for st in settings]
+    return len(settings) > 1 and all(keys <= {"test_split"} for keys in changed) and any(changed)
+
+
+def _over_test_splits(data: StudyData, evs: dict[str, Evidence], labels: list[str]) -> dict[str, MeanCI]:
+    """Per model, the mean over test splits of its mean test accuracy, with a bootstrap interval over the splits
+    (the split is the unit: seeds within one split share its test examples)."""
+    from lineup.analysis.stats import mean_ci
+
+    out = {}
+    for label in labels:
+        means = [e.models[label].stats["test_acc"].mean for e in evs.values()
+                 if label in e.models and "test_acc" in e.models[label].stats]
+        if len(means) == len(evs):
+            out[label] = mean_ci(means)
+    return out
+
+
+def _test_splits_text(evs: dict[str, Evidence], pooled: dict[str, MeanCI], labels: list[str]) -> str:
+    spread = {label: [e.models[label].stats["test_acc"].mean for e in evs.values()] for label in pooled}
+    widest = max(pooled, key=lambda label: max(spread[label]) - min(spread[label]))
+    move = 100 * (max(spread[widest]) - min(spread[widest]))
+    gap = 100 * (max(m.mean for m in pooled.values()) - min(m.mean for m in pooled.values()))
+    return (f"These settings differ only in which examples they hold out for testing, so the last column pools "
+            f"them: the mean over the {len(evs)} splits of each model's mean over seeds, with a 95% bootstrap "
+            f"interval over splits. Across splits a model's accuracy moves by up to {move:.2f} points ({widest}); "
+            f"the models' pooled means are {gap:.2f} points apart.")
 
 
 def _same_test_pvalue(base: dict[int, RunData], other: dict[int, RunData], seeds: list[int]) -> float | None:
