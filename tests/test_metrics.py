@@ -85,6 +85,11 @@ def test_shared_mistakes_by_hand() -> None:
     assert [m.position for m in shared_mistakes(y, preds, min_models=1)] == [4, 1, 5]
     assert [m.position for m in shared_mistakes(y, preds, min_models=3)] == [4]
     assert shared_mistakes(y, preds, min_models=4) == []  # three models cannot make four
+    assert (out[0].agreeing, out[1].agreeing) == (3, 2)
+    # Two examples missed by all four runs: the one they all mistake for the same class comes first.
+    tie = shared_mistakes(np.array([0, 0]), {"a": [np.array([1, 2]), np.array([2, 2])],
+                                             "b": [np.array([2, 2]), np.array([1, 2])]})
+    assert [(m.position, m.pred, m.agreeing) for m in tie] == [(1, 2, 4), (0, 1, 2)]
     assert shared_mistakes(y, {"a": preds["a"], "b": []}) == []  # a model without runs is no second model
     assert shared_mistakes(y, {"a": [y.copy()], "b": [y.copy()]}) == []
     assert doctest.testmod(metrics).failed == 0
@@ -103,11 +108,16 @@ def test_shared_mistakes_against_a_count_per_example() -> None:
         if sum(counts[m] > seeds[m] / 2 for m in seeds) >= 2:
             expected.append((-sum(counts.values()), i, counts))
     assert len(expected) > 10  # the draw has shared mistakes to find
-    assert [m.position for m in out] == [i for _, i, _ in sorted(expected)]
-    for m, (_, _, counts) in zip(out, sorted(expected), strict=True):
+    assert sorted(m.position for m in out) == sorted(i for _, i, _ in expected)
+    keys = [(-m.runs_wrong, -m.agreeing, m.position) for m in out]
+    assert keys == sorted(keys)
+    by_position = {i: (total, counts) for total, i, counts in expected}
+    for m in out:
+        total, counts = by_position[m.position]
+        assert m.runs_wrong == -total
         assert {k: w for k, (w, _) in m.wrong.items()} == counts
         wrong_preds = [int(p[m.position]) for runs in preds.values() for p in runs if p[m.position] != y[m.position]]
-        assert wrong_preds.count(m.pred) == max(wrong_preds.count(c) for c in set(wrong_preds))
+        assert wrong_preds.count(m.pred) == max(wrong_preds.count(c) for c in set(wrong_preds)) == m.agreeing
 
 
 def test_shared_mistakes_refuses_bad_input() -> None:

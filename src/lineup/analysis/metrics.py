@@ -81,12 +81,15 @@ class SharedMistake:
         position: its row in the aligned arrays given to ``shared_mistakes``.
         y: its true class.
         pred: the wrong class predicted most often for it (the smallest on a tie).
+        agreeing: the runs that predicted ``pred``: when it is every run that got the example wrong, they all
+            mistake it for the same class (an ambiguous or mislabelled example looks like this).
         wrong: model -> (runs that got it wrong, runs), in the order the models were given.
     """
 
     position: int
     y: int
     pred: int
+    agreeing: int
     wrong: dict[str, tuple[int, int]]
 
     @property
@@ -118,7 +121,8 @@ def shared_mistakes(y_true: np.ndarray, preds: Mapping[str, Sequence[np.ndarray]
             with fewer models than that (models without runs do not count), nothing is.
 
     Returns:
-        One ``SharedMistake`` per listed example, by runs that missed it (descending), then position.
+        One ``SharedMistake`` per listed example: by runs that missed it, then by runs that agree on the wrong
+        class (both descending), then by position.
 
     >>> y = np.array([0, 1, 1, 0])
     >>> preds = {"a": [np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0])], "b": [np.array([1, 0, 1, 0])]}
@@ -139,13 +143,13 @@ def shared_mistakes(y_true: np.ndarray, preds: Mapping[str, Sequence[np.ndarray]
     if len(wrong) < min_models:  # too few models for any example to qualify
         return []
     missed_by = sum((w.mean(axis=0) > 0.5).astype(int) for w in wrong.values())  # (N,) models missing it
-    runs_wrong = sum(w.sum(axis=0) for w in wrong.values())
     all_preds = np.concatenate(predicted)  # (all runs, N)
     listed = np.flatnonzero(missed_by >= min_models)
     out = []
-    for i in sorted(listed, key=lambda i: (-runs_wrong[i], i)):
+    for i in listed:
         column = all_preds[:, i]
-        mistaken = column[column != y_true[i]]
-        out.append(SharedMistake(position=int(i), y=int(y_true[i]), pred=int(np.bincount(mistaken).argmax()),
+        counts = np.bincount(column[column != y_true[i]])
+        out.append(SharedMistake(position=int(i), y=int(y_true[i]), pred=int(counts.argmax()),
+                                 agreeing=int(counts.max()),
                                  wrong={m: (int(w[:, i].sum()), len(w)) for m, w in wrong.items()}))
-    return out
+    return sorted(out, key=lambda m: (-m.runs_wrong, -m.agreeing, m.position))
