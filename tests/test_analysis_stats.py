@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ from lineup.analysis.stats import (
     mean_ci,
     paired_bootstrap_diff,
     rank_models,
+    repeated_holdout_ci,
     winner,
 )
 
@@ -255,3 +257,19 @@ def test_winner_in_both_directions() -> None:
 def test_docstring_examples() -> None:
     for module in (stats,):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_repeated_holdout_interval_by_hand() -> None:
+    """Values 0.90, 0.92, 0.94: mean 0.92, s^2 = 0.0004; with n_test / n_train = 0.25 the variance of the mean is
+    (1/3 + 1/4) * 0.0004, and t(2, 0.975) = 4.302653."""
+    r = repeated_holdout_ci([0.90, 0.92, 0.94], n_train=800, n_test=200)
+    half = 4.302653 * math.sqrt((1 / 3 + 1 / 4) * 0.0004)
+    assert (r.mean, r.n) == (pytest.approx(0.92), 3)
+    assert (r.low, r.high) == (pytest.approx(0.92 - half, abs=1e-6), pytest.approx(0.92 + half, abs=1e-6))
+    # wider than the uncorrected t-interval, which treats the overlapping splits as independent
+    assert half > 4.302653 * math.sqrt(0.0004 / 3)
+    assert repeated_holdout_ci([0.9], n_train=10, n_test=5).low is None
+    with pytest.raises(ValueError, match="positive"):
+        repeated_holdout_ci([0.9, 0.8], n_train=0, n_test=5)
+    with pytest.raises(ValueError, match="finite"):
+        repeated_holdout_ci([0.9, float("nan")], n_train=10, n_test=5)

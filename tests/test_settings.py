@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scipy import stats
 
 from lineup import Store, load_study
 from lineup.cli import main
@@ -136,7 +137,7 @@ def test_settings_that_redraw_the_test_split_test_different_examples(tmp_path: P
     """Two draws of the test split: each setting's runs are tested on its own examples, the plain study's test
     split is neither, and the report compares the settings by seeds, not by McNemar on shared examples."""
     settings = ('[[settings]]\nname = "split-0"\ntest_split = { seed = 0 }\n\n'
-                '[[settings]]\nname = "split-1"\ntest_split = { fraction = 0.3, seed = 1 }\n')
+                '[[settings]]\nname = "split-1"\ntest_split = { fraction = 0.2, seed = 1 }\n')
     path = _write(tmp_path, settings)
     result = CliRunner().invoke(main, ["run", str(path), "--store", str(tmp_path / "r"), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -149,17 +150,22 @@ def test_settings_that_redraw_the_test_split_test_different_examples(tmp_path: P
 
     plain_test = set(load_data(plain).test.index.tolist())
     assert len({frozenset(t) for t in tested.values()}) == 2 and plain_test not in tested.values()
-    kept = len(tested["split-0"]) / 0.2
-    assert 0.29 < len(tested["split-1"]) / kept < 0.31 and kept < 1797  # 3 of the 10 digits
+    assert len(tested["split-0"]) == len(tested["split-1"]) == round(0.2 * len(tested["split-0"]) / 0.2)
     assert any("test split drawn anew" in note and "(seed 1)" in note for note in info["split-1"]["notes"])
     # Settings that differ only in their test split are pooled: the mean over splits of each split's seed mean.
     acc = {(r.setting, r.label, r.seed): r.summary["test_acc"] for r in records}
     with (tmp_path / "r" / "reports" / "noisy" / "tables" / "settings_accuracy.csv").open() as f:
         rows = {row["model"]: row for row in csv.DictReader(f)}
+    n_train, n_test = info["split-0"]["sizes"]["train"], info["split-0"]["sizes"]["test"]
     for label in ("softmax", "mlp"):
         split_means = [np.mean([acc[(st, label, s)] for s in (0, 1)]) for st in ("split-0", "split-1")]
-        shown = rows[label]["mean over the 2 test splits %"]
-        assert float(shown.split()[0]) == pytest.approx(100 * np.mean(split_means), abs=0.005)
+        shown = rows[label]["mean over the 2 test splits %"].replace("[", "").replace("]", "").replace(",", "")
+        mean, low, high = (float(v) for v in shown.split())
+        # Nadeau and Bengio: t with 1 degree of freedom, variance (1/2 + n_test/n_train) * s^2, clipped to [0, 1]
+        half = stats.t.ppf(0.975, 1) * np.sqrt((1 / 2 + n_test / n_train) * np.var(split_means, ddof=1))
+        assert mean == pytest.approx(100 * np.mean(split_means), abs=0.005)
+        assert low == pytest.approx(100 * max(np.mean(split_means) - half, 0), abs=0.005)
+        assert high == pytest.approx(100 * min(np.mean(split_means) + half, 1), abs=0.005)
     html = (tmp_path / "r" / "reports" / "noisy" / "report.html").read_text()
     assert "differ only in which examples they hold out for testing" in html
 
@@ -172,3 +178,22 @@ def test_a_setting_merges_its_test_split_into_the_studys(tmp_path: Path) -> None
     splits = {s.name: s.data.test_split for s in load_study(path).data_settings}
     assert (splits["a"].fraction, splits["a"].seed) == (0.3, 0)
     assert (splits["b"].fraction, splits["b"].seed) == (0.3, 1)
+
+
+@pytest.mark.parametrize(("settings", "sizes", "pooled"), [
+    ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "test_split": {"seed": 1}}], [200, 200], True),
+    ([{"name": "fixed"}, {"name": "b", "test_split": {"seed": 1}}], [200, 200], True),  # the source's split, as large
+    ([{"name": "fixed"}, {"name": "b", "test_split": {"seed": 1}}], [200, 250], False),  # not as large
+    ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "test_split": {"fraction": 0.3}}], [200, 200], False),
+    ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "train_size": 100}], [200, 200], False),
+    ([{"name": "a"}, {"name": "b", "distortions": {"label_noise": {"rate": 0.1}}}], [200, 200], False),
+])
+def test_only_draws_of_one_test_split_are_pooled(settings: list[dict], sizes: list[int], pooled: bool) -> None:
+    from lineup.report.collect import StudyData
+    from lineup.report.sections import _only_test_splits_differ
+
+    info = {st["name"]: {"sizes": {"train": 720, "val": 80, "test": n}} for st, n in zip(settings, sizes, strict=True)}
+    spec = {"data": {"dataset": "mnist-5k"}, "settings": settings, "settings_info": info}
+    first, *rest = (StudyData(name="s", spec=spec, runs=[], failures={}, setting=st["name"]) for st in settings)
+    first.others = {d.setting: d for d in rest}
+    assert _only_test_splits_differ(first) is pooled

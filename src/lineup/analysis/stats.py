@@ -99,6 +99,43 @@ class McNemar:
     pvalue: float
 
 
+def repeated_holdout_ci(values: Sequence[float] | np.ndarray, *, n_train: int, n_test: int,
+                        confidence: float = 0.95) -> MeanCI:
+    """Mean of a metric over ``J`` random train/test splits of one dataset, with the corrected t-interval of
+    Nadeau & Bengio (2003, "Inference for the generalization error").
+
+    The splits overlap (an example tested in one split trains the model in another), so their results are
+    positively correlated and the plain variance of their mean, ``s^2 / J``, is too small. Nadeau and Bengio's
+    correction replaces ``1 / J`` by ``1 / J + n_test / n_train``:
+
+        mean ± t_{J-1, (1+confidence)/2} * sqrt((1 / J + n_test / n_train) * s^2)
+
+    Args:
+        values: shape ``(J,)``, one value per split, finite.
+        n_train: training examples per split.
+        n_test: test examples per split.
+        confidence: coverage of the interval.
+
+    Returns:
+        The mean, the interval (``None`` for a single split) and ``J``.
+
+    >>> r = repeated_holdout_ci([0.99, 1.0, 0.9867, 0.9983, 0.99, 0.9933], n_train=720, n_test=200)
+    >>> round(r.mean, 4), round(r.high - r.mean, 4)
+    (0.993, 0.0089)
+    """
+    _check_confidence(confidence)
+    a = np.asarray(values, dtype=np.float64)
+    if a.ndim != 1 or a.size == 0 or not np.isfinite(a).all():
+        raise ValueError(f"values must be a non-empty 1-D array of finite numbers, got shape {a.shape}")
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be positive, got {n_train} and {n_test}")
+    j = a.size
+    if j == 1:
+        return MeanCI(float(a[0]), None, None, 1)
+    half = stats.t.ppf((1 + confidence) / 2, j - 1) * math.sqrt((1 / j + n_test / n_train) * a.var(ddof=1))
+    return MeanCI(float(a.mean()), float(a.mean() - half), float(a.mean() + half), j)
+
+
 def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
     """Exact (binomial) McNemar test: do A and B have the same error rate on these examples?
 

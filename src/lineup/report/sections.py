@@ -4,6 +4,7 @@ representations and runs. Each function formats evidence already computed; figur
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -372,7 +373,7 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     header = ["model", *(f"{name} test acc %" for name in names)]
     rows = [[label, *(fmt.ci(e.models[label].stats.get("test_acc")) if label in e.models else ""
                       for e in evs.values())] for label in labels]
-    pooled = _over_test_splits(data, evs, labels) if _only_test_splits_differ(data) else {}
+    pooled = _over_test_splits(data, evs) if _only_test_splits_differ(data) else {}
     if pooled:
         header.append(f"mean over the {len(names)} test splits %")
         for row, label in zip(rows, labels, strict=True):
@@ -380,7 +381,7 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     s.blocks.append(Table("settings_accuracy", header, rows,
                           ["baseline" if label == data.baseline else "" for label in labels]))
     if pooled:
-        s.blocks.append(para(_test_splits_text(evs, pooled, labels)))
+        s.blocks.append(para(_test_splits_text(data, evs, pooled)))
 
     # Change from the first setting, paired by seed: the same seed starts from the same initial weights.
     header = ["model", *(f"Δ {name} − {first}, points" for name in names[1:])]
@@ -445,35 +446,64 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
 
 
 def _only_test_splits_differ(data: StudyData) -> bool:
-    """Whether the study's data settings differ in nothing but the test split they draw (``test_split``)."""
+    """Whether the study's data settings are draws of one test split: they change nothing but ``test_split``'s
+    seed (one fraction for all) and have the same split sizes, so the dataset's own split can be one of them only
+    where it is as large."""
     settings = data.spec.get("settings", [])
-    changed = [set(st) - {"name", "description"} for st in settings]
-    return len(settings) > 1 and all(keys <= {"test_split"} for keys in changed) and any(changed)
+    if len(settings) < 2 or any(set(st) - {"name", "description", "test_split"} for st in settings):
+        return False
+    base = data.spec.get("data", {}).get("test_split") or {}
+    drawn = [{**base, **st["test_split"]} for st in settings if "test_split" in st]
+    if not drawn or len({d.get("fraction", 0.2) for d in drawn}) > 1:
+        return False
+    sizes = [json.dumps(d.info.get("sizes"), sort_keys=True) for d in data.settings]
+    return len(set(sizes)) == 1
 
 
-def _over_test_splits(data: StudyData, evs: dict[str, Evidence], labels: list[str]) -> dict[str, MeanCI]:
-    """Per model, the mean over test splits of its mean test accuracy, with a bootstrap interval over the splits
-    (the split is the unit: seeds within one split share its test examples)."""
-    from lineup.analysis.stats import mean_ci
+def _over_test_splits(data: StudyData, evs: dict[str, Evidence]) -> dict[str, MeanCI]:
+    """Per model with a complete run in every split, the mean over splits of its mean test accuracy over seeds,
+    with Nadeau and Bengio's corrected interval over splits (``repeated_holdout_ci``): the split is the unit, and
+    the splits overlap."""
+    from lineup.analysis.stats import repeated_holdout_ci
 
+    sizes = data.info.get("sizes", {})
     out = {}
-    for label in labels:
+    for label in data.labels:
         means = [e.models[label].stats["test_acc"].mean for e in evs.values()
                  if label in e.models and "test_acc" in e.models[label].stats]
-        if len(means) == len(evs):
-            out[label] = mean_ci(means)
+        if len(means) == len(evs) and sizes.get("train") and sizes.get("test"):
+            r = repeated_holdout_ci(means, n_train=int(sizes["train"]), n_test=int(sizes["test"]))
+            out[label] = MeanCI(r.mean, _unit(r.low), _unit(r.high), r.n)
     return out
 
 
-def _test_splits_text(evs: dict[str, Evidence], pooled: dict[str, MeanCI], labels: list[str]) -> str:
-    spread = {label: [e.models[label].stats["test_acc"].mean for e in evs.values()] for label in pooled}
-    widest = max(pooled, key=lambda label: max(spread[label]) - min(spread[label]))
-    move = 100 * (max(spread[widest]) - min(spread[widest]))
-    gap = 100 * (max(m.mean for m in pooled.values()) - min(m.mean for m in pooled.values()))
-    return (f"These settings differ only in which examples they hold out for testing, so the last column pools "
-            f"them: the mean over the {len(evs)} splits of each model's mean over seeds, with a 95% bootstrap "
-            f"interval over splits. Across splits a model's accuracy moves by up to {move:.2f} points ({widest}); "
-            f"the models' pooled means are {gap:.2f} points apart.")
+def _unit(v: float | None) -> float | None:
+    """An interval's end clipped to [0, 1], where an accuracy lies."""
+    return None if v is None else min(max(v, 0.0), 1.0)
+
+
+def _test_splits_text(data: StudyData, evs: dict[str, Evidence], pooled: dict[str, MeanCI]) -> str:
+    """What the pooled column is, and each model against the baseline split by split (the split moves every
+    model together, so the paired differences are what separates them)."""
+    text = (f"These settings differ only in which examples they hold out for testing, so the last column pools "
+            f"them: the mean over the {len(evs)} splits of each model's mean over seeds, with Nadeau and Bengio's "
+            "corrected 95% t-interval over splits, which allows for the splits sharing examples.")
+    missing = [label for label in data.labels if label not in pooled]
+    if missing:
+        text += f" Not pooled, for want of a complete run in every split: {', '.join(missing)}."
+    base = data.baseline
+    if base in pooled:
+        per_split = {label: [e.models[label].stats["test_acc"].mean for e in evs.values()] for label in pooled}
+        parts = []
+        for label in pooled:
+            if label == base:
+                continue
+            d = np.subtract(per_split[label], per_split[base])
+            parts.append(f"{label} {100 * d.mean():+.2f} points (higher on {int((d > 0).sum())}, lower on "
+                         f"{int((d < 0).sum())} of {len(d)})")
+        if parts:
+            text += f" Split by split against {base}: " + "; ".join(parts) + "."
+    return text
 
 
 def _same_test_pvalue(base: dict[int, RunData], other: dict[int, RunData], seeds: list[int]) -> float | None:
