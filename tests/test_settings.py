@@ -184,7 +184,7 @@ def test_a_setting_merges_its_test_split_into_the_studys(tmp_path: Path) -> None
     ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "test_split": {"seed": 1}}], [200, 200], True),
     ([{"name": "fixed"}, {"name": "b", "test_split": {"seed": 1}}], [200, 200], True),  # the source's split, as large
     ([{"name": "fixed"}, {"name": "b", "test_split": {"seed": 1}}], [200, 250], False),  # not as large
-    ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "test_split": {"fraction": 0.3}}], [200, 200], False),
+    ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "test_split": {"fraction": 0.3}}], [200, 300], False),
     ([{"name": "a", "test_split": {"seed": 0}}, {"name": "b", "train_size": 100}], [200, 200], False),
     ([{"name": "a"}, {"name": "b", "distortions": {"label_noise": {"rate": 0.1}}}], [200, 200], False),
 ])

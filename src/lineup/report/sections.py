@@ -446,34 +446,39 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
 
 
 def _only_test_splits_differ(data: StudyData) -> bool:
-    """Whether the study's data settings are draws of one test split: they change nothing but ``test_split``'s
-    seed (one fraction for all) and have the same split sizes, so the dataset's own split can be one of them only
-    where it is as large."""
+    """Whether the study's data settings are draws of one test split: they change nothing but ``test_split`` and
+    have the same split sizes (so one fraction), which lets the dataset's own split be one of them only where it
+    is as large."""
     settings = data.spec.get("settings", [])
     if len(settings) < 2 or any(set(st) - {"name", "description", "test_split"} for st in settings):
         return False
-    base = data.spec.get("data", {}).get("test_split") or {}
-    drawn = [{**base, **st["test_split"]} for st in settings if "test_split" in st]
-    if not drawn or len({d.get("fraction", 0.2) for d in drawn}) > 1:
-        return False
-    sizes = [json.dumps(d.info.get("sizes"), sort_keys=True) for d in data.settings]
-    return len(set(sizes)) == 1
+    sizes = {json.dumps(d.info.get("sizes"), sort_keys=True) for d in data.settings}
+    return any("test_split" in st for st in settings) and len(sizes) == 1
 
 
-def _over_test_splits(data: StudyData, evs: dict[str, Evidence]) -> dict[str, MeanCI]:
-    """Per model with a complete run in every split, the mean over splits of its mean test accuracy over seeds,
-    with Nadeau and Bengio's corrected interval over splits (``repeated_holdout_ci``): the split is the unit, and
-    the splits overlap."""
-    from lineup.analysis.stats import repeated_holdout_ci
-
-    sizes = data.info.get("sizes", {})
+def _split_means(data: StudyData, evs: dict[str, Evidence]) -> dict[str, list[float]]:
+    """Per model with a complete run in every split, its mean test accuracy over seeds in each split."""
     out = {}
     for label in data.labels:
         means = [e.models[label].stats["test_acc"].mean for e in evs.values()
                  if label in e.models and "test_acc" in e.models[label].stats]
-        if len(means) == len(evs) and sizes.get("train") and sizes.get("test"):
-            r = repeated_holdout_ci(means, n_train=int(sizes["train"]), n_test=int(sizes["test"]))
-            out[label] = MeanCI(r.mean, _unit(r.low), _unit(r.high), r.n)
+        if len(means) == len(evs):
+            out[label] = means
+    return out
+
+
+def _over_test_splits(data: StudyData, evs: dict[str, Evidence]) -> dict[str, MeanCI]:
+    """Per model of ``_split_means``, the mean over splits, with Nadeau and Bengio's corrected interval over
+    splits (``repeated_holdout_ci``): the split is the unit, and the splits overlap."""
+    from lineup.analysis.stats import repeated_holdout_ci
+
+    sizes = data.info.get("sizes", {})
+    if not (sizes.get("train") and sizes.get("test")):
+        return {}
+    out = {}
+    for label, means in _split_means(data, evs).items():
+        r = repeated_holdout_ci(means, n_train=int(sizes["train"]), n_test=int(sizes["test"]))
+        out[label] = MeanCI(r.mean, _unit(r.low), _unit(r.high), r.n)
     return out
 
 
@@ -493,7 +498,7 @@ def _test_splits_text(data: StudyData, evs: dict[str, Evidence], pooled: dict[st
         text += f" Not pooled, for want of a complete run in every split: {', '.join(missing)}."
     base = data.baseline
     if base in pooled:
-        per_split = {label: [e.models[label].stats["test_acc"].mean for e in evs.values()] for label in pooled}
+        per_split = _split_means(data, evs)
         parts = []
         for label in pooled:
             if label == base:
