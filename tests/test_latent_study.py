@@ -150,6 +150,17 @@ def test_a_vae_run_reads_its_code_beside_pixels_and_pca(digits: data.DataBundle,
                         dim=4)
     assert out["pca_dim"] == 4
     assert out["pca_svm_acc"] == pytest.approx(latent_scores(a, y_train, b, y_test).svm_accuracy)
+    # The same estimators, fitted on the same training codes, scored on the validation split instead.
+    with torch.no_grad():
+        z_val = model.encode(norm.apply(digits.val.x))[0].double().numpy()
+    y_val = digits.val.y.numpy()
+    on_val = latent_scores(z_train, y_train, z_val, y_val, k=10, seed=0)
+    assert out["latent_val_examples"] == len(y_val) == 144
+    assert out["val_latent_kmeans_acc"] == pytest.approx(on_val.kmeans.accuracy)
+    assert out["val_latent_svm_acc"] == pytest.approx(on_val.svm_accuracy)
+    a_val = pca_features(norm.apply(digits.train.x).double().numpy(), norm.apply(digits.val.x).double().numpy(),
+                         dim=4)[1]
+    assert out["val_pca_gmm_acc"] == pytest.approx(latent_scores(a, y_train, a_val, y_val).gmm.accuracy)
     for rep in ("latent", "pixels", "pca"):
         for key in ("svm_acc", "kmeans_acc", "kmeans_nmi", "gmm_acc", "gmm_nmi"):
             assert 0.0 <= out[f"{rep}_{key}"] <= 1.0
@@ -231,6 +242,7 @@ def test_a_study_stores_latent_read_outs_and_reports_them(tmp_path: Path) -> Non
         assert "**vae-2**" in section and "softmax" not in section
         assert "PCA-2 of the pixels" in section and "raw pixels" in section
         assert re.search(r"seed 0: (\d of 2 dimensions active|collapsed)", section)
+        assert re.search(r"On the validation split \(\d+ examples a run;.*code: linear SVM \d+\.\d\d", section)
         out = store.root / "reports" / "latent"
         assert (out / "tables" / "latent_00.csv").read_text().startswith("representation,seeds,linear SVM acc %")
         assert (out / "figures" / "latent_scatter.png").is_file()

@@ -71,6 +71,24 @@ def _versus_pca(runs: list[RunData], test_size: int | None) -> Block:
                 + "; ".join(parts) + "." + one, muted=True)
 
 
+def _on_validation(runs: list[RunData]) -> Block | None:
+    """The code's and the PCA's read-outs scored on the validation split: what to choose between models by."""
+    with_val = [r for r in runs if "val_latent_svm_acc" in r.record.summary]
+    if not with_val:
+        return None
+    s = with_val[0].record.summary
+    parts = []
+    for rep, name in (("latent", "code"), ("pca", f"PCA-{s['pca_dim']}")):
+        cells = [f"{title} {_cell(_values(with_val, f'val_{rep}_{key}'), True)}"
+                 for key, title in COMPARED]
+        parts.append(f"{name}: " + ", ".join(cells))
+    n = sorted({int(r.record.summary["latent_val_examples"]) for r in with_val})
+    size = f"{n[0]:,}" if len(n) == 1 else f"{n[0]:,} to {n[-1]:,}"
+    return para(f"On the validation split ({size} examples a run; the same estimators, fitted on the same training "
+                "codes), accuracy % [95% interval]: " + "; ".join(parts) + ". These, not the test figures above, "
+                "are what to choose between models or their settings by.", muted=True)
+
+
 def _collapse_notes(by_label: dict[str, list[RunData]]) -> list[Block]:
     items = []
     for label, runs in by_label.items():
@@ -202,6 +220,9 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
         s.blocks.append(para(strong(label), f" ({runs[0].record.model})"))
         s.blocks.append(latent_table(runs, i))
         s.blocks.append(_versus_pca(runs, data.test_size))
+        validation = _on_validation(runs)
+        if validation is not None:
+            s.blocks.append(validation)
     terms = _terms(by_label, save)
     if terms is not None:
         s.blocks.append(terms)

@@ -10,6 +10,9 @@ autoencoder, the posterior mean of a VAE). For such a model a run also stores, i
 - the same read-outs of the raw pixels (``pixels_*``) and of a PCA of the pixels as wide as the code, fitted on
   the training split (``pca_*``, width ``pca_dim``): the baselines that say whether the learned code adds anything
   a linear projection would not;
+- the read-outs of the code and of that PCA scored on the validation split instead (``val_latent_*``,
+  ``val_pca_*``), with the same estimators fitted on the same training codes: what a study chooses between models,
+  VAE variants or latent sizes by, so that the test split is not what decides which one is reported;
 - for a VAE, the KL divergence of each latent dimension from the prior on the test split and which dimensions are
   still in use (``lineup.train.losses.posterior_collapse``): ``latent_kl_per_dim``, ``latent_active_dims``,
   ``posterior_collapsed``;
@@ -111,6 +114,14 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
                                                  k=k, seed=seed)))
         a, b = pca_features(x_train, x_test, dim=pca_dim, seed=seed)
         out.update(_flat("pca", latent_scores(a, y_train, b, y_test, k=k, seed=seed)))
+        if len(data.val) >= k:
+            x_val, z_val = _encode(model, data.val, data.normalization, device, batch_size)
+            if np.isfinite(z_val).all():
+                y_val = data.val.y.numpy()
+                out["latent_val_examples"] = len(y_val)
+                out.update(_flat("val_latent", latent_scores(z_train, y_train, z_val, y_val, k=k, seed=seed)))
+                a, c = pca_features(x_train, x_val, dim=pca_dim, seed=seed)
+                out.update(_flat("val_pca", latent_scores(a, y_train, c, y_val, k=k, seed=seed)))
         kl = None
         if isinstance(model, VAE):
             with torch.no_grad():
