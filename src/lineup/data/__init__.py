@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def load(
     The derivation, in this order:
 
     1. keep ``classes`` (in the training and the test split), relabelled ``0..k-1`` in the order given;
-       with ``test_split``, pool what is kept of both and hold out a stratified ``fraction`` of it (``seed``)
-       as the test split instead of the dataset's own;
+       with ``test_split``, pool what is kept of both (in the order of their indices) and hold out a stratified
+       ``fraction`` of it as the test split instead of the dataset's own: scikit-learn's
+       ``train_test_split(..., test_size=fraction, stratify=y, random_state=seed)`` of the pooled examples;
        then the ``imbalance`` distortion, if asked for, drops examples until its class has its share;
     2. hold out ``val_fraction`` of the training split as the validation split (stratified, ``split_seed``);
     3. subsample what remains for training to ``train_size`` examples (stratified, ``split_seed``);
@@ -136,17 +138,18 @@ def load(
     if test_split is not None:
         fraction, seed = _test_split_options(test_split)
         offset = _test_index_offset(raw.train_index, raw.test_index)
+        pooled = _Pooled(raw.train_x, raw.test_x, np.concatenate([raw.train_index, raw.test_index + offset]))
         rows = np.concatenate([train_rows, test_rows + len(raw.train_y)])  # rows of train, then test file
         y_all = np.concatenate([train_y, test_y])
-        keep, held = stratified_split(y_all, val_fraction=fraction, seed=seed)
-        if not len(keep) or not len(held):
-            raise SpecError(f"test_split fraction {fraction:g} of {len(y_all):,} examples leaves an empty split; "
-                            "use a fraction nearer 0.5", key="data.test_split.fraction")
-        pooled = _Pooled(raw.train_x, raw.test_x, np.concatenate([raw.train_index, raw.test_index + offset]))
+        # In the order of the examples' indices (a CSV file's row order), which a user's own draw would follow.
+        order = np.argsort(pooled.index[rows], kind="stable")
+        rows, y_all = rows[order], y_all[order]
+        keep, held = _draw_test_split(y_all, fraction, seed)
         train_rows, train_y, test_rows, test_y = rows[keep], y_all[keep], rows[held], y_all[held]
         notes.append(
             f"test split drawn anew: a stratified {fraction:.3g} ({len(held):,}) of the {len(y_all):,} examples of "
-            f"the training and test files (seed {seed}) instead of the dataset's own test split"
+            f"the training and test files (seed {seed}), as scikit-learn's train_test_split draws it with that "
+            "random_state, instead of the dataset's own test split"
             + (f"; test-file examples are numbered from {offset:,}" if offset else "")
         )
     if distort:
@@ -267,6 +270,29 @@ def _refuse_test_split(dataset: str, test_split: Mapping[str, Any] | None, why: 
     if test_split is not None:
         raise SpecError(f"test_split draws a test split anew from a dataset's image files, and {dataset} {why}; "
                         "remove test_split", key="data.test_split")
+
+
+def _draw_test_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted positions ``(kept, held out)`` of scikit-learn's stratified ``train_test_split`` of ``y``.
+
+    The draw is scikit-learn's own (``train_test_split(..., test_size=fraction, stratify=y, random_state=seed)``,
+    which holds out ``ceil(fraction N)`` examples), so a split lineup draws is the one a user draws beside it from
+    the same examples in the same order, and a figure published for such a split can be checked on that split.
+    """
+    from sklearn.model_selection import train_test_split
+
+    n, classes = len(y), len(np.unique(y))
+    held_size = math.ceil(fraction * n)
+    if held_size < classes or n - held_size < classes:
+        raise SpecError(f"test_split fraction {fraction:g} of {n:,} examples holds out {held_size:,}, and each of the "
+                        f"two splits needs one example of each of the {classes} classes; use a fraction nearer 0.5",
+                        key="data.test_split.fraction")
+    try:
+        keep, held = train_test_split(np.arange(n), test_size=fraction, stratify=y, random_state=seed)
+    except ValueError as e:  # e.g. a class with a single example, which no stratified split can put on both sides
+        raise SpecError(f"test_split cannot draw a stratified split of these {n:,} examples: {e}",
+                        key="data.test_split") from e
+    return np.sort(keep), np.sort(held)
 
 
 def _test_split_options(options: Mapping[str, Any]) -> tuple[float, int]:
