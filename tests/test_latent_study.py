@@ -3,6 +3,7 @@ latent read-outs a run stores beside the pixel and PCA baselines, and the report
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import threading
@@ -251,3 +252,81 @@ def test_a_study_stores_latent_read_outs_and_reports_them(tmp_path: Path) -> Non
         data_ = collect(store, "latent")
         only_classifiers = replace(data_, runs=[r for r in data_.runs if r.label == "softmax"])
         assert latent_section(only_classifiers, lambda fig, name: "") is None
+
+
+SPLITS_STUDY = """
+[study]
+name = "latent-splits"
+seeds = [0, 1]
+
+[data]
+dataset = "mnist-5k"
+classes = [0, 1]
+train_size = 300
+
+[[settings]]
+name = "split-0"
+test_split = { seed = 0 }
+
+[[settings]]
+name = "split-1"
+test_split = { seed = 1 }
+
+[train]
+epochs = 2
+batch_size = 32
+
+[[models]]
+name = "vae-wide"
+model = "vae"
+options = { latent_dim = 2, hidden = [64], supervised = false }
+
+[[models]]
+name = "vae-narrow"
+model = "vae"
+options = { latent_dim = 2, hidden = [16], supervised = false }
+"""
+
+
+def test_the_read_outs_of_every_data_setting_are_tabled_pooled_and_chosen_on_validation(tmp_path: Path) -> None:
+    from lineup.analysis.stats import repeated_holdout_ci
+
+    path = tmp_path / "splits.toml"
+    path.write_text(SPLITS_STUDY)
+    with Store(tmp_path / "store") as store:
+        run_study(load_study(path), store)
+        runs = store.runs("latent-splits")
+        assert len(runs) == 8 and all(r.status == "complete" for r in runs)
+        build_report(store, "latent-splits", format="md")
+        table = (store.root / "reports" / "latent-splits" / "tables" / "latent_settings.csv").read_text()
+        report = (store.root / "reports" / "latent-splits" / "report.md").read_text()
+    rows = {(row[0], row[1]): row[2:] for row in csv.reader(io.StringIO(table))}
+    assert rows.pop(("model", "setting"))[0] == "code k-means %"
+    assert len(rows) == 6  # two models, two splits and the pooled row of each
+
+    def of(label: str, split: str, key: str) -> list[float]:
+        return [r.summary[key] for r in runs if r.label == label and r.setting == split]
+
+    val_size = runs[0].summary["latent_val_examples"]
+    for label in ("vae-wide", "vae-narrow"):
+        means = {}
+        for split in ("split-0", "split-1"):
+            for column, key in ((0, "latent_kmeans_acc"), (3, "pca_svm_acc"), (4, "val_latent_kmeans_acc")):
+                values = of(label, split, key)
+                assert len(values) == 2
+                assert float(rows[(label, split)][column].split()[0]) == pytest.approx(100 * np.mean(values), abs=0.006)
+                means.setdefault(column, []).append(float(np.mean(values)))
+        pooled = rows[(label, "mean over the 2 test splits")]
+        for column, n_test in ((0, 200), (4, val_size)):
+            expected = repeated_holdout_ci(means[column], n_train=300, n_test=n_test)
+            mean, low = (float(v.strip("[],")) for v in pooled[column].split()[:2])
+            assert mean == pytest.approx(100 * expected.mean, abs=0.006)
+            assert low == pytest.approx(100 * max(expected.low, 0.0), abs=0.006)
+    # Two models: the one with the higher mean validation k-means accuracy over all its runs is named.
+    val = {label: np.mean([v for split in ("split-0", "split-1") for v in of(label, split, "val_latent_kmeans_acc")])
+           for label in ("vae-wide", "vae-narrow")}
+    best = max(val, key=val.get)  # type: ignore[arg-type]
+    line = report.split("Chosen on the validation split", 1)[1].split("\n", 1)[0]
+    assert line.split("with k-means, ", 1)[1].startswith(best if val["vae-wide"] != val["vae-narrow"]
+                                                            else "vae-wide and vae-narrow")
+    assert "Runs whose code clusters (k-means) less accurately than the PCA of equal width: vae-wide " in report

@@ -190,10 +190,9 @@ def test_a_setting_merges_its_test_split_into_the_studys(tmp_path: Path) -> None
 ])
 def test_only_draws_of_one_test_split_are_pooled(settings: list[dict], sizes: list[int], pooled: bool) -> None:
     from lineup.report.collect import StudyData
-    from lineup.report.sections import _only_test_splits_differ
 
     info = {st["name"]: {"sizes": {"train": 720, "val": 80, "test": n}} for st, n in zip(settings, sizes, strict=True)}
     spec = {"data": {"dataset": "mnist-5k"}, "settings": settings, "settings_info": info}
     first, *rest = (StudyData(name="s", spec=spec, runs=[], failures={}, setting=st["name"]) for st in settings)
     first.others = {d.setting: d for d in rest}
-    assert _only_test_splits_differ(first) is pooled
+    assert first.test_split_draws is pooled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,17 @@ class StudyData:
     @property
     def all_runs(self) -> list[RunData]:
         return [r for d in self.settings for r in d.runs]
+
+    @property
+    def test_split_draws(self) -> bool:
+        """Whether the study's data settings are draws of one test split: they change nothing but ``test_split``
+        and have the same split sizes (so one fraction), which lets the dataset's own split be one of them only
+        where it is as large. Results over such settings pool (repeated hold-out)."""
+        settings = self.spec.get("settings", [])
+        if len(settings) < 2 or any(set(st) - {"name", "description", "test_split"} for st in settings):
+            return False
+        sizes = {json.dumps(d.info.get("sizes"), sort_keys=True) for d in self.settings}
+        return any("test_split" in st for st in settings) and len(sizes) == 1
 
     @property
     def setting_descriptions(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ from lineup.report.collect import RunData, StudyData
 from lineup.report.density import density_blocks
 from lineup.report.document import Block, Bullets, Figure, Section, Table, code, para, strong
 from lineup.report.figures import Panel, band_panels
+from lineup.report.sections import pool_test_splits
 
 Save = Callable[[MplFigure, str], str]
 
@@ -87,6 +88,89 @@ def _on_validation(runs: list[RunData]) -> Block | None:
     return para(f"On the validation split ({size} examples a run; the same estimators, fitted on the same training "
                 "codes), accuracy % [95% interval]: " + "; ".join(parts) + ". These, not the test figures above, "
                 "are what to choose between models or their settings by.", muted=True)
+
+
+#: The read-outs of the table over data settings: representation, summary key suffix, column title.
+BY_SETTING = (("latent", "kmeans_acc", "code k-means %"), ("pca", "kmeans_acc", "PCA k-means %"),
+              ("latent", "svm_acc", "code SVM %"), ("pca", "svm_acc", "PCA SVM %"),
+              ("val_latent", "kmeans_acc", "validation: code k-means %"),
+              ("val_latent", "svm_acc", "validation: code SVM %"))
+
+
+def settings_blocks(data: StudyData) -> list[Block]:
+    """With several data settings: every model's read-outs in each (the tables above show the first only), pooled
+    over the settings where they are draws of one test split, and which model the validation split prefers."""
+    if not data.others:
+        return []
+    per_setting = {d.setting: latent_runs(d) for d in data.settings}
+    labels = list(dict.fromkeys(label for runs in per_setting.values() for label in runs))
+    header = ["model", "setting", *(title for _, _, title in BY_SETTING)]
+    rows, classes = [], []
+    pooled = data.test_split_draws
+    for label in labels:
+        means: dict[str, list[float]] = {f"{rep}_{key}": [] for rep, key, _ in BY_SETTING}
+        for name, by_label in per_setting.items():
+            runs = by_label.get(label, [])
+            if not runs:
+                continue
+            cells = []
+            for rep, key, _ in BY_SETTING:
+                values = _values(runs, f"{rep}_{key}")
+                cells.append(_cell(values, True))
+                if values:
+                    means[f"{rep}_{key}"].append(float(np.mean(values)))
+            rows.append([label, name, *cells])
+            classes.append("")
+        if pooled:
+            cells = []
+            for rep, key, _ in BY_SETTING:
+                m = means[f"{rep}_{key}"]
+                held_out = "val" if rep.startswith("val_") else "test"
+                ci = pool_test_splits(data, m, held_out=held_out) if len(m) == len(per_setting) else None
+                cells.append(fmt.ci(ci) if ci is not None else "")
+            rows.append([label, f"mean over the {len(per_setting)} test splits", *cells])
+            classes.append("baseline")
+    blocks: list[Block] = [
+        para(strong("Every data setting.")),
+        Table("latent_settings", header, rows, classes),
+        para("Per model and data setting, mean over seeds [95% bootstrap interval] of the code's read-outs beside "
+             "those of the PCA as wide as it, on the test split, and of the code's on the validation split."
+             + (" The settings are draws of one test split, so each model's last row pools them: the mean over "
+                "splits of the seed means, with Nadeau and Bengio's corrected t-interval over splits."
+                if pooled else ""), muted=True)]
+    below = []
+    for label in labels:
+        pairs = [(r.record.summary["latent_kmeans_acc"], r.record.summary["pca_kmeans_acc"])
+                 for by_label in per_setting.values() for r in by_label.get(label, [])]
+        below.append(f"{label} {sum(a < b for a, b in pairs)} of {len(pairs)}")
+    blocks.append(para("Runs whose code clusters (k-means) less accurately than the PCA of equal width: "
+                       + "; ".join(below) + "."))
+    chosen = _chosen_on_validation(per_setting, labels)
+    if chosen:
+        blocks.append(para(chosen))
+    return blocks
+
+
+def _chosen_on_validation(per_setting: dict[str, dict[str, list[RunData]]], labels: list[str]) -> str:
+    """Which model each read-out prefers on the validation split, over every setting's runs."""
+    if len(labels) < 2:
+        return ""
+    parts = []
+    for key, name in (("kmeans_acc", "k-means"), ("svm_acc", "the linear SVM")):
+        score = {label: _values([r for by_label in per_setting.values() for r in by_label.get(label, [])],
+                                f"val_latent_{key}") for label in labels}
+        score = {label: float(np.mean(v)) for label, v in score.items() if v}
+        if len(score) < 2:
+            continue
+        order = sorted(score, key=lambda label: -score[label])
+        tied = [label for label in order if score[label] == score[order[0]]]
+        ranked = ", ".join(f"{label} {100 * score[label]:.2f}%" for label in order)
+        parts.append(f"with {name}, {' and '.join(tied)} ({ranked})")
+    if not parts:
+        return ""
+    return ("Chosen on the validation split (mean validation accuracy over every run of every setting), "
+            + "; ".join(parts) + ". The test figures of a model chosen so are a fair estimate; those of the model "
+            "best on the test splits are not.")
 
 
 def _collapse_notes(by_label: dict[str, list[RunData]]) -> list[Block]:
@@ -229,6 +313,7 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
     scatter = _scatter(data, by_label, save)
     if scatter is not None:
         s.blocks.append(scatter)
+    s.blocks += settings_blocks(data)
     s.blocks += _collapse_notes(by_label)
     s.blocks += density_blocks(data, save)
     s.blocks += _images(by_label, save)

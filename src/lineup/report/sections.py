@@ -4,7 +4,6 @@ representations and runs. Each function formats evidence already computed; figur
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import numpy as np
@@ -373,7 +372,7 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     header = ["model", *(f"{name} test acc %" for name in names)]
     rows = [[label, *(fmt.ci(e.models[label].stats.get("test_acc")) if label in e.models else ""
                       for e in evs.values())] for label in labels]
-    pooled = _over_test_splits(data, evs) if _only_test_splits_differ(data) else {}
+    pooled = _over_test_splits(data, evs) if data.test_split_draws else {}
     if pooled:
         header.append(f"mean over the {len(names)} test splits %")
         for row, label in zip(rows, labels, strict=True):
@@ -445,17 +444,6 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     return s
 
 
-def _only_test_splits_differ(data: StudyData) -> bool:
-    """Whether the study's data settings are draws of one test split: they change nothing but ``test_split`` and
-    have the same split sizes (so one fraction), which lets the dataset's own split be one of them only where it
-    is as large."""
-    settings = data.spec.get("settings", [])
-    if len(settings) < 2 or any(set(st) - {"name", "description", "test_split"} for st in settings):
-        return False
-    sizes = {json.dumps(d.info.get("sizes"), sort_keys=True) for d in data.settings}
-    return any("test_split" in st for st in settings) and len(sizes) == 1
-
-
 def _split_means(data: StudyData, evs: dict[str, Evidence]) -> dict[str, list[float]]:
     """Per model with a complete run in every split, its mean test accuracy over seeds in each split."""
     out = {}
@@ -469,17 +457,27 @@ def _split_means(data: StudyData, evs: dict[str, Evidence]) -> dict[str, list[fl
 
 def _over_test_splits(data: StudyData, evs: dict[str, Evidence]) -> dict[str, MeanCI]:
     """Per model of ``_split_means``, the mean over splits, with Nadeau and Bengio's corrected interval over
-    splits (``repeated_holdout_ci``): the split is the unit, and the splits overlap."""
+    splits (``pool_test_splits``)."""
+    out = {}
+    for label, means in _split_means(data, evs).items():
+        pooled = pool_test_splits(data, means)
+        if pooled is not None:
+            out[label] = pooled
+    return out
+
+
+def pool_test_splits(data: StudyData, means: list[float], *, held_out: str = "test") -> MeanCI | None:
+    """A share (an accuracy) measured once per test split, pooled: the mean over splits with Nadeau and Bengio's
+    corrected interval (``repeated_holdout_ci``; the split is the unit, and the splits overlap), clipped to
+    [0, 1]. ``held_out`` names the split it was measured on (``"test"`` or ``"val"``), whose size the correction
+    takes. ``None`` where the study does not record its split sizes."""
     from lineup.analysis.stats import repeated_holdout_ci
 
     sizes = data.info.get("sizes", {})
-    if not (sizes.get("train") and sizes.get("test")):
-        return {}
-    out = {}
-    for label, means in _split_means(data, evs).items():
-        r = repeated_holdout_ci(means, n_train=int(sizes["train"]), n_test=int(sizes["test"]))
-        out[label] = MeanCI(r.mean, _unit(r.low), _unit(r.high), r.n)
-    return out
+    if not (sizes.get("train") and sizes.get(held_out)):
+        return None
+    r = repeated_holdout_ci(means, n_train=int(sizes["train"]), n_test=int(sizes[held_out]))
+    return MeanCI(r.mean, _unit(r.low), _unit(r.high), r.n)
 
 
 def _unit(v: float | None) -> float | None:
