@@ -327,6 +327,6 @@ def test_the_read_outs_of_every_data_setting_are_tabled_pooled_and_chosen_on_val
            for label in ("vae-wide", "vae-narrow")}
     best = max(val, key=val.get)  # type: ignore[arg-type]
     line = report.split("Chosen on the validation split", 1)[1].split("\n", 1)[0]
-    assert line.split("with k-means, ", 1)[1].startswith(best if val["vae-wide"] != val["vae-narrow"]
+    assert line.split("): with k-means, ", 1)[1].startswith(best if val["vae-wide"] != val["vae-narrow"]
                                                             else "vae-wide and vae-narrow")
     assert "Runs whose code clusters (k-means) less accurately than the PCA of equal width: vae-wide " in report

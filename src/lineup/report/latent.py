@@ -99,7 +99,7 @@ BY_SETTING = (("latent", "kmeans_acc", "code k-means %"), ("pca", "kmeans_acc", 
 
 def settings_blocks(data: StudyData) -> list[Block]:
     """With several data settings: every model's read-outs in each (the tables above show the first only), pooled
-    over the settings where they are draws of one test split, and which model the validation split prefers."""
+    over the settings where they are draws of one test split."""
     if not data.others:
         return []
     per_setting = {d.setting: latent_runs(d) for d in data.settings}
@@ -129,7 +129,7 @@ def settings_blocks(data: StudyData) -> list[Block]:
                 ci = pool_test_splits(data, m, held_out=held_out) if len(m) == len(per_setting) else None
                 cells.append(fmt.ci(ci) if ci is not None else "")
             rows.append([label, f"mean over the {len(per_setting)} test splits", *cells])
-            classes.append("baseline")
+            classes.append("pooled")
     blocks: list[Block] = [
         para(strong("Every data setting.")),
         Table("latent_settings", header, rows, classes),
@@ -145,19 +145,18 @@ def settings_blocks(data: StudyData) -> list[Block]:
         below.append(f"{label} {sum(a < b for a, b in pairs)} of {len(pairs)}")
     blocks.append(para("Runs whose code clusters (k-means) less accurately than the PCA of equal width: "
                        + "; ".join(below) + "."))
-    chosen = _chosen_on_validation(per_setting, labels)
-    if chosen:
-        blocks.append(para(chosen))
     return blocks
 
 
-def _chosen_on_validation(per_setting: dict[str, dict[str, list[RunData]]], labels: list[str]) -> str:
-    """Which model each read-out prefers on the validation split, over every setting's runs."""
+def _chosen_on_validation(data: StudyData) -> Block | None:
+    """Which model each read-out prefers on the validation split, over the runs of every data setting."""
+    per_setting = [latent_runs(d) for d in data.settings]
+    labels = list(dict.fromkeys(label for by_label in per_setting for label in by_label))
     if len(labels) < 2:
-        return ""
+        return None
     parts = []
     for key, name in (("kmeans_acc", "k-means"), ("svm_acc", "the linear SVM")):
-        score = {label: _values([r for by_label in per_setting.values() for r in by_label.get(label, [])],
+        score = {label: _values([r for by_label in per_setting for r in by_label.get(label, [])],
                                 f"val_latent_{key}") for label in labels}
         score = {label: float(np.mean(v)) for label, v in score.items() if v}
         if len(score) < 2:
@@ -167,10 +166,10 @@ def _chosen_on_validation(per_setting: dict[str, dict[str, list[RunData]]], labe
         ranked = ", ".join(f"{label} {100 * score[label]:.2f}%" for label in order)
         parts.append(f"with {name}, {' and '.join(tied)} ({ranked})")
     if not parts:
-        return ""
-    return ("Chosen on the validation split (mean validation accuracy over every run of every setting), "
-            + "; ".join(parts) + ". The test figures of a model chosen so are a fair estimate; those of the model "
-            "best on the test splits are not.")
+        return None
+    return para("Chosen on the validation split (mean validation accuracy over every run"
+                + (" of every data setting" if data.others else "") + "): " + "; ".join(parts)
+                + ". Quote the test figures of the model chosen so, not those of the one best on the test split.")
 
 
 def _collapse_notes(by_label: dict[str, list[RunData]]) -> list[Block]:
@@ -299,7 +298,9 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
         "the test codes by accuracy under the best one-to-one matching of clusters to classes (Hungarian method), "
         "NMI and ARI. The same read-outs of the raw pixels and of a PCA of the pixels as wide as the code (fitted "
         "on the training split) say whether the code adds anything a linear projection does not. Mean over seeds "
-        f"with a 95% bootstrap interval; at most {first.get('latent_train_examples', 0):,} training examples."))
+        f"with a 95% bootstrap interval; at most {first.get('latent_train_examples', 0):,} training examples."
+        + (f" The tables per model are of the first data setting, {data.setting}; the table after them has every "
+           "setting." if data.others else "")))
     for i, (label, runs) in enumerate(by_label.items()):
         s.blocks.append(para(strong(label), f" ({runs[0].record.model})"))
         s.blocks.append(latent_table(runs, i))
@@ -314,6 +315,9 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
     if scatter is not None:
         s.blocks.append(scatter)
     s.blocks += settings_blocks(data)
+    chosen = _chosen_on_validation(data)
+    if chosen is not None:
+        s.blocks.append(chosen)
     s.blocks += _collapse_notes(by_label)
     s.blocks += density_blocks(data, save)
     s.blocks += _images(by_label, save)
