@@ -11,8 +11,9 @@ autoencoder, the posterior mean of a VAE). For such a model a run also stores, i
   the training split (``pca_*``, width ``pca_dim``): the baselines that say whether the learned code adds anything
   a linear projection would not;
 - the read-outs of the code and of that PCA scored on the validation split instead (``val_latent_*``,
-  ``val_pca_*``), with the same estimators fitted on the same training codes: what a study chooses between models,
-  VAE variants or latent sizes by, so that the test split is not what decides which one is reported;
+  ``val_pca_*``, on ``latent_val_examples`` examples), with the same estimators fitted on the same training codes:
+  what a study chooses between models, VAE variants or latent sizes by, so that the test split is not what decides
+  which one is reported;
 - for a VAE, the KL divergence of each latent dimension from the prior on the test split and which dimensions are
   still in use (``lineup.train.losses.posterior_collapse``): ``latent_kl_per_dim``, ``latent_active_dims``,
   ``posterior_collapsed``;
