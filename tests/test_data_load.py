@@ -134,6 +134,9 @@ def test_a_test_split_of_mnist_5k_is_the_one_drawn_from_its_csv_rows_by_scikit_l
     _, held = train_test_split(pool, test_size=0.2, stratify=y[pool], random_state=0)
     bundle = load("mnist-5k", classes=[0, 1], test_split={"fraction": 0.2, "seed": 0})
     assert len(pool) == 1000 and sorted(bundle.test.index.tolist()) == sorted(held.tolist())
+    # The classes in the other order relabel the digits, and hold out the same ones.
+    swapped = load("mnist-5k", classes=[1, 0], test_split={"fraction": 0.2, "seed": 0})
+    assert sorted(swapped.test.index.tolist()) == sorted(held.tolist())
 
 
 def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
@@ -152,7 +155,8 @@ def test_the_test_split_seed_moves_the_test_split_and_the_version() -> None:
     [
         ({"fraction": 0.0}, r"test_split fraction must be a number in \(0, 0.9\], got 0.0"),
         ({"fraction": 0.95}, r"test_split fraction must be a number in \(0, 0.9\], got 0.95"),
-        ({"seed": -1}, r"test_split seed must be a non-negative integer, got -1"),
+        ({"seed": -1}, r"test_split seed must be an integer in \[0, 2\*\*32\), got -1"),
+        ({"seed": 2**32}, r"test_split seed must be an integer in \[0, 2\*\*32\), got 4294967296"),
         ({"size": 100}, r"test_split takes fraction and seed, not size"),
         ({"fraction": 0.003}, r"fraction 0.003 of 1,797 examples holds out 6, and each of the two splits needs one "
                               r"example of each of the 10 classes; use a fraction nearer 0.5"),

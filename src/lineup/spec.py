@@ -48,7 +48,8 @@ class StudySection:
 @dataclass(frozen=True)
 class TestSplitSection:
     fraction: float = opt(0.2, "share of the pooled examples held out as the test split, in (0, 0.9]", gt=0.0, max=0.9)
-    seed: int = opt(0, "seed of the draw; vary it across [[settings]] to see how much the test split matters", min=0)
+    seed: int = opt(0, "seed of the draw (scikit-learn's train_test_split random_state); vary it across [[settings]] "
+                    "to see how much the test split matters", min=0, max=2**32 - 1)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ def load(
         # In the order of the examples' indices (a CSV file's row order), which a user's own draw would follow.
         order = np.argsort(pooled.index[rows], kind="stable")
         rows, y_all = rows[order], y_all[order]
-        keep, held = _draw_test_split(y_all, fraction, seed)
+        # Stratified by the source's labels, not the kept classes' new ones, whose order the study chose.
+        keep, held = _draw_test_split(y_all if classes is None else np.asarray(classes)[y_all], fraction, seed)
         train_rows, train_y, test_rows, test_y = rows[keep], y_all[keep], rows[held], y_all[held]
         notes.append(
             f"test split drawn anew: a stratified {fraction:.3g} ({len(held):,}) of the {len(y_all):,} examples of "
@@ -273,7 +274,8 @@ def _refuse_test_split(dataset: str, test_split: Mapping[str, Any] | None, why: 
 
 
 def _draw_test_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted positions ``(kept, held out)`` of scikit-learn's stratified ``train_test_split`` of ``y``.
+    """Sorted positions ``(kept, held out)`` of scikit-learn's stratified ``train_test_split`` of ``y`` (the
+    source's labels).
 
     The draw is scikit-learn's own (``train_test_split(..., test_size=fraction, stratify=y, random_state=seed)``,
     which holds out ``ceil(fraction N)`` examples), so a split lineup draws is the one a user draws beside it from
@@ -303,8 +305,8 @@ def _test_split_options(options: Mapping[str, Any]) -> tuple[float, int]:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 0.9:
         raise SpecError(f"test_split fraction must be a number in (0, 0.9], got {fraction!r}",
                         key="data.test_split.fraction")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SpecError(f"test_split seed must be a non-negative integer, got {seed!r}", key="data.test_split.seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise SpecError(f"test_split seed must be an integer in [0, 2**32), got {seed!r}", key="data.test_split.seed")
     return float(fraction), seed
 
 

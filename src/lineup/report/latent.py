@@ -107,6 +107,9 @@ def settings_blocks(data: StudyData) -> list[Block]:
     header = ["model", "setting", *(title for _, _, title in BY_SETTING)]
     rows, classes = [], []
     pooled = data.test_split_draws
+    # The read-outs are fitted on at most LATENT_TRAIN_EXAMPLES training codes: the n_train of the correction.
+    fitted_on = {label: next(int(r.record.summary["latent_train_examples"]) for runs in per_setting.values()
+                             for r in runs.get(label, [])) for label in labels}
     for label in labels:
         means: dict[str, list[float]] = {f"{rep}_{key}": [] for rep, key, _ in BY_SETTING}
         for name, by_label in per_setting.items():
@@ -126,18 +129,19 @@ def settings_blocks(data: StudyData) -> list[Block]:
             for rep, key, _ in BY_SETTING:
                 m = means[f"{rep}_{key}"]
                 held_out = "val" if rep.startswith("val_") else "test"
-                ci = pool_test_splits(data, m, held_out=held_out) if len(m) == len(per_setting) else None
+                ci = pool_test_splits(data, m, held_out=held_out, n_train=fitted_on[label]) \
+                    if len(m) == len(per_setting) else None
                 cells.append(fmt.ci(ci) if ci is not None else "")
-            rows.append([label, f"mean over the {len(per_setting)} test splits", *cells])
+            rows.append([label, f"mean over the {len(per_setting)} splits", *cells])
             classes.append("pooled")
     blocks: list[Block] = [
         para(strong("Every data setting.")),
         Table("latent_settings", header, rows, classes),
         para("Per model and data setting, mean over seeds [95% bootstrap interval] of the code's read-outs beside "
              "those of the PCA as wide as it, on the test split, and of the code's on the validation split."
-             + (" The settings are draws of one test split, so each model's last row pools them: the mean over "
-                "splits of the seed means, with Nadeau and Bengio's corrected t-interval over splits."
-                if pooled else ""), muted=True)]
+             + (" The settings differ only in which examples they hold out, so each model's last row pools them: "
+                "the mean over splits of the seed means, with Nadeau and Bengio's corrected t-interval over splits "
+                "(of zero width where every split gave the same figure)." if pooled else ""), muted=True)]
     below = []
     for label in labels:
         pairs = [(r.record.summary["latent_kmeans_acc"], r.record.summary["pca_kmeans_acc"])
@@ -149,27 +153,33 @@ def settings_blocks(data: StudyData) -> list[Block]:
 
 
 def _chosen_on_validation(data: StudyData) -> Block | None:
-    """Which model each read-out prefers on the validation split, over the runs of every data setting."""
-    per_setting = [latent_runs(d) for d in data.settings]
-    labels = list(dict.fromkeys(label for by_label in per_setting for label in by_label))
-    if len(labels) < 2:
+    """Which model each read-out prefers on the validation split, by its errors over the runs of every data
+    setting; models with as many errors in as many predictions tie."""
+    runs_of: dict[str, list[RunData]] = {}
+    for d in data.settings:
+        for label, runs in latent_runs(d).items():
+            runs_of.setdefault(label, []).extend(r for r in runs if "latent_val_examples" in r.record.summary)
+    runs_of = {label: runs for label, runs in runs_of.items() if runs}
+    if len(runs_of) < 2:
         return None
     parts = []
     for key, name in (("kmeans_acc", "k-means"), ("svm_acc", "the linear SVM")):
-        score = {label: _values([r for by_label in per_setting for r in by_label.get(label, [])],
-                                f"val_latent_{key}") for label in labels}
-        score = {label: float(np.mean(v)) for label, v in score.items() if v}
-        if len(score) < 2:
-            continue
-        order = sorted(score, key=lambda label: -score[label])
-        tied = [label for label in order if score[label] == score[order[0]]]
-        ranked = ", ".join(f"{label} {100 * score[label]:.2f}%" for label in order)
-        parts.append(f"with {name}, {' and '.join(tied)} ({ranked})")
-    if not parts:
-        return None
-    return para("Chosen on the validation split (mean validation accuracy over every run"
-                + (" of every data setting" if data.others else "") + "): " + "; ".join(parts)
-                + ". Quote the test figures of the model chosen so, not those of the one best on the test split.")
+        errors, total = {}, {}
+        for label, runs in runs_of.items():
+            n = [int(r.record.summary["latent_val_examples"]) for r in runs]
+            right = [round(r.record.summary[f"val_latent_{key}"] * k) for r, k in zip(runs, n, strict=True)]
+            errors[label], total[label] = sum(n) - sum(right), sum(n)
+        order = sorted(runs_of, key=lambda label: errors[label] / total[label])
+        best = order[0]
+        tied = [label for label in order if errors[label] * total[best] == errors[best] * total[label]]
+        counts = ", ".join(f"{label} {errors[label]:,}" for label in order)
+        sizes = sorted(set(total.values()))
+        of = f"{sizes[0]:,}" if len(sizes) == 1 else "their " + " to ".join(f"{v:,}" for v in (sizes[0], sizes[-1]))
+        parts.append(f"with {name}, {' and '.join(tied)} (errors in {of} validation predictions: {counts})")
+    return para("Chosen on the validation split, over every run"
+                + (" of every data setting" if data.others else "") + ": " + "; ".join(parts)
+                + ". The test figures of a model chosen so were not selected on the test split; a gap of a few "
+                  "validation errors is weak evidence of which model is better.")
 
 
 def _collapse_notes(by_label: dict[str, list[RunData]]) -> list[Block]:

@@ -466,17 +466,19 @@ def _over_test_splits(data: StudyData, evs: dict[str, Evidence]) -> dict[str, Me
     return out
 
 
-def pool_test_splits(data: StudyData, means: list[float], *, held_out: str = "test") -> MeanCI | None:
+def pool_test_splits(data: StudyData, means: list[float], *, held_out: str = "test", n_train: int | None = None
+                     ) -> MeanCI | None:
     """A share (an accuracy) measured once per test split, pooled: the mean over splits with Nadeau and Bengio's
     corrected interval (``repeated_holdout_ci``; the split is the unit, and the splits overlap), clipped to
     [0, 1]. ``held_out`` names the split it was measured on (``"test"`` or ``"val"``), whose size the correction
-    takes. ``None`` where the study does not record its split sizes."""
+    takes; ``n_train`` the examples the measured estimator was fitted on, where fewer than the training split.
+    ``None`` where the study does not record its split sizes."""
     from lineup.analysis.stats import repeated_holdout_ci
 
     sizes = data.info.get("sizes", {})
     if not (sizes.get("train") and sizes.get(held_out)):
         return None
-    r = repeated_holdout_ci(means, n_train=int(sizes["train"]), n_test=int(sizes[held_out]))
+    r = repeated_holdout_ci(means, n_train=n_train or int(sizes["train"]), n_test=int(sizes[held_out]))
     return MeanCI(r.mean, _unit(r.low), _unit(r.high), r.n)
 
 

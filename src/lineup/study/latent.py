@@ -87,7 +87,7 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
     Args:
         model: a trained model with ``latent_codes(x)``; put in evaluation mode for the measurements and returned
             to its mode after.
-        data: the run's data (its training and test splits are read).
+        data: the run's data (its training, validation and test splits are read).
         device: where the model is.
         batch_size: examples per forward pass.
         seed: seed of the SVM's solver, the clusterings' initialisations and the PCA.
@@ -115,7 +115,7 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
                                                  k=k, seed=seed)))
         a, b = pca_features(x_train, x_test, dim=pca_dim, seed=seed)
         out.update(_flat("pca", latent_scores(a, y_train, b, y_test, k=k, seed=seed)))
-        if len(data.val) >= k:
+        if len(data.val):
             x_val, z_val = _encode(model, data.val, data.normalization, device, batch_size)
             if np.isfinite(z_val).all():
                 y_val = data.val.y.numpy()
