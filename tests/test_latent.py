@@ -16,6 +16,7 @@ from lineup.analysis.latent import (
     cluster_scores,
     contingency_matrix,
     hungarian_accuracy,
+    latent_scores_on,
     pca_features,
     svm_on_latents,
 )
@@ -145,3 +146,21 @@ def test_linear_svm_and_baseline_table() -> None:
     for scores in table.values():
         for clustering in (scores.kmeans, scores.gmm):
             assert 0 < clustering.accuracy <= 1 and 0 < clustering.nmi <= 1
+
+
+def test_several_held_out_sets_are_scored_by_one_fit_each() -> None:
+    """The test and validation splits read by the same fits give what separate fits on each give (every fit is
+    seeded), and the PCA projects each held-out set as it would alone."""
+    b = data.load("digits", classes=[3, 5, 8])
+    x_train, x_val, x_test = (s.x.numpy().reshape(len(s), -1) / 255.0 for s in (b.train, b.val, b.test))
+    y_train, y_val, y_test = (s.y.numpy() for s in (b.train, b.val, b.test))
+    a, p_val, p_test = pca_features(x_train, x_val, x_test, dim=3)
+    np.testing.assert_allclose(pca_features(x_train, x_test, dim=3)[1], p_test)
+    both = latent_scores_on(a, y_train, {"val": (p_val, y_val), "test": (p_test, y_test)}, seed=1)
+    for name, (z, y) in (("val", (p_val, y_val)), ("test", (p_test, y_test))):
+        assert both[name].svm_accuracy == svm_on_latents(a, y_train, z, y, seed=1)
+        assert both[name].kmeans == cluster_latents(a, z, y, k=3, method="kmeans", seed=1)
+        assert both[name].gmm == cluster_latents(a, z, y, k=3, method="gmm", seed=1)
+    assert len(y_val) != len(y_test) and both["val"] != both["test"]
+    with pytest.raises(ValueError, match="shapes do not fit: z_train .*, val codes \\(2, 2\\)"):
+        latent_scores_on(a, y_train, {"val": (np.zeros((2, 2)), np.array([0, 1]))})

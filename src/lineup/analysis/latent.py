@@ -14,6 +14,7 @@ higher-is-better. Every estimator is fitted on the training features only and sc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +24,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
@@ -138,21 +139,31 @@ def cluster_latents(
         method: ``"kmeans"`` or ``"gmm"``.
         seed: seed of the initialisation.
     """
-    z_train, z_test = _matrix("z_train", z_train), _matrix("z_test", z_test)
-    y_test = _labels("y_test", y_test)
-    if z_train.shape[1] != z_test.shape[1] or len(z_test) != len(y_test):
-        raise ValueError(f"shapes do not fit: z_train {z_train.shape}, z_test {z_test.shape}, y_test {y_test.shape}")
+    z_train = _matrix("z_train", z_train)
+    z_test, y_test = _held_out(z_train, "z_test", z_test, "y_test", y_test)
+    return cluster_scores(y_test, _fit_clusters(z_train, k, method, seed).predict(z_test))
+
+
+def _fit_clusters(z_train: np.ndarray, k: int, method: ClusterMethod, seed: int) -> KMeans | GaussianMixture:
+    """``cluster_latents``'s clustering, fitted on the training codes."""
     if not 1 <= k <= len(z_train):
         raise ValueError(f"k must be between 1 and the number of training codes ({len(z_train)}), got {k}")
     if method == "kmeans":
         restarts = KMEANS_RESTARTS if z_train.shape[1] <= FULL_COVARIANCE_MAX_DIM else KMEANS_RESTARTS_WIDE
-        model = KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(z_train)
-    elif method == "gmm":
+        return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(z_train)
+    if method == "gmm":
         covariance = "full" if z_train.shape[1] <= FULL_COVARIANCE_MAX_DIM else "diag"
-        model = GaussianMixture(k, covariance_type=covariance, reg_covar=1e-4, random_state=seed).fit(z_train)
-    else:
-        raise ValueError(f"method must be 'kmeans' or 'gmm', got {method!r}")
-    return cluster_scores(y_test, model.predict(z_test))
+        return GaussianMixture(k, covariance_type=covariance, reg_covar=1e-4, random_state=seed).fit(z_train)
+    raise ValueError(f"method must be 'kmeans' or 'gmm', got {method!r}")
+
+
+def _held_out(z_train: np.ndarray, z_name: str, z: np.ndarray, y_name: str, y: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out codes and their classes, checked against each other and against the training codes' width."""
+    z, y = _matrix(z_name, z), _labels(y_name, y)
+    if z_train.shape[1] != z.shape[1] or len(z) != len(y):
+        raise ValueError(f"shapes do not fit: z_train {z_train.shape}, {z_name} {z.shape}, {y_name} {y.shape}")
+    return z, y
 
 
 def svm_on_latents(
@@ -174,14 +185,16 @@ def svm_on_latents(
         seed: seed of the solver's coordinate order.
         c: the SVM's inverse regularisation strength.
     """
-    z_train, z_test = _matrix("z_train", z_train), _matrix("z_test", z_test)
-    y_train, y_test = _labels("y_train", y_train), _labels("y_test", y_test)
-    if len(z_train) != len(y_train) or len(z_test) != len(y_test) or z_train.shape[1] != z_test.shape[1]:
-        raise ValueError(f"shapes do not fit: z_train {z_train.shape}, y_train {y_train.shape}, "
-                         f"z_test {z_test.shape}, y_test {y_test.shape}")
-    svm = make_pipeline(StandardScaler(), LinearSVC(C=c, random_state=seed, max_iter=10_000))
-    svm.fit(z_train, y_train)
-    return float((svm.predict(z_test) == y_test).mean())
+    z_train, y_train = _matrix("z_train", z_train), _labels("y_train", y_train)
+    if len(z_train) != len(y_train):
+        raise ValueError(f"shapes do not fit: z_train {z_train.shape}, y_train {y_train.shape}")
+    z_test, y_test = _held_out(z_train, "z_test", z_test, "y_test", y_test)
+    return float((_fit_svm(z_train, y_train, seed, c).predict(z_test) == y_test).mean())
+
+
+def _fit_svm(z_train: np.ndarray, y_train: np.ndarray, seed: int, c: float) -> Pipeline:
+    """``svm_on_latents``'s classifier, fitted on the training codes."""
+    return make_pipeline(StandardScaler(), LinearSVC(C=c, random_state=seed, max_iter=10_000)).fit(z_train, y_train)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -194,22 +207,23 @@ def pixel_features(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def pca_features(x_train: np.ndarray, x_test: np.ndarray, *, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Both splits projected on the first ``dim`` principal components of the training split.
+def pca_features(x_train: np.ndarray, *held_out: np.ndarray, dim: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Every split projected on the first ``dim`` principal components of the training split.
 
-    The PCA is fitted on the training images only, as a learned encoder would be, so the test split is encoded
-    without having been seen.
+    The PCA is fitted on the training images only, as a learned encoder would be, so the held-out splits (test,
+    validation) are encoded without having been seen.
 
     Returns:
-        ``(train (N_train, dim), test (N_test, dim))``.
+        ``(train (N_train, dim), *held_out (N_i, dim))``.
     """
-    a, b = pixel_features(x_train), pixel_features(x_test)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"splits have different numbers of values per example: {a.shape[1]} vs {b.shape[1]}")
+    a, others = pixel_features(x_train), [pixel_features(x) for x in held_out]
+    for b in others:
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"splits have different numbers of values per example: {a.shape[1]} vs {b.shape[1]}")
     if not 1 <= dim <= min(a.shape):
         raise ValueError(f"dim must be between 1 and min(N_train, D) = {min(a.shape)}, got {dim}")
     pca = PCA(n_components=dim, random_state=seed).fit(a)
-    return pca.transform(a), pca.transform(b)
+    return pca.transform(a), *(pca.transform(b) for b in others)
 
 
 @dataclass(frozen=True)
@@ -226,12 +240,25 @@ def latent_scores(
     seed: int = 0,
 ) -> LatentScores:
     """``svm_on_latents`` and ``cluster_latents`` with both methods; ``k`` defaults to the number of classes."""
+    return latent_scores_on(z_train, y_train, {"test": (z_test, y_test)}, k=k, seed=seed)["test"]
+
+
+def latent_scores_on(
+    z_train: np.ndarray, y_train: np.ndarray, held_out: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
+    k: int | None = None, seed: int = 0,
+) -> dict[str, LatentScores]:
+    """``latent_scores`` of several held-out sets (``name -> (codes, classes)``: the test split, the validation
+    split), with each estimator fitted once on the training codes, so every set is scored by the same fits."""
+    z_train, y_train = _matrix("z_train", z_train), _labels("y_train", y_train)
+    if len(z_train) != len(y_train):
+        raise ValueError(f"shapes do not fit: z_train {z_train.shape}, y_train {y_train.shape}")
+    sets = {name: _held_out(z_train, f"{name} codes", z, f"{name} classes", y) for name, (z, y) in held_out.items()}
     k = len(np.unique(y_train)) if k is None else k
-    return LatentScores(
-        svm_accuracy=svm_on_latents(z_train, y_train, z_test, y_test, seed=seed),
-        kmeans=cluster_latents(z_train, z_test, y_test, k=k, method="kmeans", seed=seed),
-        gmm=cluster_latents(z_train, z_test, y_test, k=k, method="gmm", seed=seed),
-    )
+    svm = _fit_svm(z_train, y_train, seed, 1.0)
+    kmeans, gmm = (_fit_clusters(z_train, k, method, seed) for method in ("kmeans", "gmm"))
+    return {name: LatentScores(svm_accuracy=float((svm.predict(z) == y).mean()),
+                               kmeans=cluster_scores(y, kmeans.predict(z)), gmm=cluster_scores(y, gmm.predict(z)))
+            for name, (z, y) in sets.items()}
 
 
 def baseline_scores(

@@ -94,7 +94,7 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
         artifact_dir: the run's folder, where the image mosaics go; ``None`` writes none.
     """
     # scikit-learn only now, after training (see lineup.study.probe).
-    from lineup.analysis.latent import latent_scores, pca_features, pixel_features
+    from lineup.analysis.latent import latent_scores, latent_scores_on, pca_features, pixel_features
 
     was_training = model.training
     model.eval()
@@ -110,19 +110,25 @@ def latent_results(model: Any, data: DataBundle, *, device: torch.device, batch_
             out["latent_error"] = "the codes are not finite: no read-out of them is possible"
             return out
         k = data.num_classes
-        out.update(_flat("latent", latent_scores(z_train, y_train, z_test, y_test, k=k, seed=seed)))
-        out.update(_flat("pixels", latent_scores(pixel_features(x_train), y_train, pixel_features(x_test), y_test,
-                                                 k=k, seed=seed)))
-        a, b = pca_features(x_train, x_test, dim=pca_dim, seed=seed)
-        out.update(_flat("pca", latent_scores(a, y_train, b, y_test, k=k, seed=seed)))
+        held_out = {"test": (x_test, z_test, y_test)}  # split -> (inputs, codes, classes)
         if len(data.val):
             x_val, z_val = _encode(model, data.val, data.normalization, device, batch_size)
             if np.isfinite(z_val).all():
-                y_val = data.val.y.numpy()
-                out["latent_val_examples"] = len(y_val)
-                out.update(_flat("val_latent", latent_scores(z_train, y_train, z_val, y_val, k=k, seed=seed)))
-                a, c = pca_features(x_train, x_val, dim=pca_dim, seed=seed)
-                out.update(_flat("val_pca", latent_scores(a, y_train, c, y_val, k=k, seed=seed)))
+                held_out["val"] = (x_val, z_val, data.val.y.numpy())
+                out["latent_val_examples"] = len(data.val)
+        # Each estimator is fitted once, on the training codes (or their PCA), and scores every held-out split.
+        codes = latent_scores_on(z_train, y_train, {name: (z, y) for name, (_, z, y) in held_out.items()}, k=k,
+                                 seed=seed)
+        a, *projected = pca_features(x_train, *(x for x, _, _ in held_out.values()), dim=pca_dim, seed=seed)
+        pca = latent_scores_on(a, y_train, {name: (p, y) for (name, (_, _, y)), p in
+                                            zip(held_out.items(), projected, strict=True)}, k=k, seed=seed)
+        out.update(_flat("latent", codes["test"]))
+        out.update(_flat("pixels", latent_scores(pixel_features(x_train), y_train, pixel_features(x_test), y_test,
+                                                 k=k, seed=seed)))
+        out.update(_flat("pca", pca["test"]))
+        if "val" in held_out:
+            out.update(_flat("val_latent", codes["val"]))
+            out.update(_flat("val_pca", pca["val"]))
         kl = None
         if isinstance(model, VAE):
             with torch.no_grad():
