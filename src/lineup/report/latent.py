@@ -97,12 +97,11 @@ BY_SETTING = (("latent", "kmeans_acc", "code k-means %"), ("pca", "kmeans_acc", 
               ("val_latent", "svm_acc", "validation: code SVM %"))
 
 
-def settings_blocks(data: StudyData) -> list[Block]:
-    """With several data settings: every model's read-outs in each (the tables above show the first only), pooled
-    over the settings where they are draws of one test split."""
+def settings_blocks(data: StudyData, per_setting: dict[str, dict[str, list[RunData]]]) -> list[Block]:
+    """With several data settings: every model's read-outs in each (``per_setting``: setting -> ``latent_runs``; the
+    tables above show the first only), pooled over the settings where they are draws of one test split."""
     if not data.others:
         return []
-    per_setting = {d.setting: latent_runs(d) for d in data.settings}
     labels = list(dict.fromkeys(label for runs in per_setting.values() for label in runs))
     header = ["model", "setting", *(title for _, _, title in BY_SETTING)]
     rows, classes = [], []
@@ -152,12 +151,12 @@ def settings_blocks(data: StudyData) -> list[Block]:
     return blocks
 
 
-def _chosen_on_validation(data: StudyData) -> Block | None:
+def _chosen_on_validation(data: StudyData, per_setting: dict[str, dict[str, list[RunData]]]) -> Block | None:
     """Which model each read-out prefers on the validation split, by its errors over the runs of every data
     setting; models with as many errors in as many predictions tie."""
     runs_of: dict[str, list[RunData]] = {}
-    for d in data.settings:
-        for label, runs in latent_runs(d).items():
+    for by_label in per_setting.values():
+        for label, runs in by_label.items():
             runs_of.setdefault(label, []).extend(r for r in runs if "latent_val_examples" in r.record.summary)
     runs_of = {label: runs for label, runs in runs_of.items() if runs}
     if len(runs_of) < 2:
@@ -296,7 +295,8 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
     """"Latent spaces": per model, its code read by a linear SVM and by k-means and a Gaussian mixture, beside the
     same on the pixels and on a PCA of equal width; the 2-D codes; posterior collapse; on data whose distribution is
     known, the distance of each VAE's density to the true one; the image mosaics."""
-    by_label = latent_runs(data)
+    per_setting = {d.setting: latent_runs(d) for d in data.settings}
+    by_label = per_setting[data.setting]
     if not by_label:
         return None
     s = Section("latent", "Latent spaces")
@@ -324,8 +324,8 @@ def latent_section(data: StudyData, save: Save) -> Section | None:
     scatter = _scatter(data, by_label, save)
     if scatter is not None:
         s.blocks.append(scatter)
-    s.blocks += settings_blocks(data)
-    chosen = _chosen_on_validation(data)
+    s.blocks += settings_blocks(data, per_setting)
+    chosen = _chosen_on_validation(data, per_setting)
     if chosen is not None:
         s.blocks.append(chosen)
     s.blocks += _collapse_notes(by_label)

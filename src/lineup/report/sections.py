@@ -372,7 +372,8 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     header = ["model", *(f"{name} test acc %" for name in names)]
     rows = [[label, *(fmt.ci(e.models[label].stats.get("test_acc")) if label in e.models else ""
                       for e in evs.values())] for label in labels]
-    pooled = _over_test_splits(data, evs) if data.test_split_draws else {}
+    per_split = _split_means(data, evs) if data.test_split_draws else {}
+    pooled = _over_test_splits(data, per_split)
     if pooled:
         header.append(f"mean over the {len(names)} test splits %")
         for row, label in zip(rows, labels, strict=True):
@@ -380,7 +381,7 @@ def settings_section(data: StudyData, ev: Evidence, save: Save) -> Section | Non
     s.blocks.append(Table("settings_accuracy", header, rows,
                           ["baseline" if label == data.baseline else "" for label in labels]))
     if pooled:
-        s.blocks.append(para(_test_splits_text(data, evs, pooled)))
+        s.blocks.append(para(_test_splits_text(data, per_split, pooled)))
 
     # Change from the first setting, paired by seed: the same seed starts from the same initial weights.
     header = ["model", *(f"Δ {name} − {first}, points" for name in names[1:])]
@@ -455,11 +456,11 @@ def _split_means(data: StudyData, evs: dict[str, Evidence]) -> dict[str, list[fl
     return out
 
 
-def _over_test_splits(data: StudyData, evs: dict[str, Evidence]) -> dict[str, MeanCI]:
+def _over_test_splits(data: StudyData, per_split: dict[str, list[float]]) -> dict[str, MeanCI]:
     """Per model of ``_split_means``, the mean over splits, with Nadeau and Bengio's corrected interval over
     splits (``pool_test_splits``)."""
     out = {}
-    for label, means in _split_means(data, evs).items():
+    for label, means in per_split.items():
         pooled = pool_test_splits(data, means)
         if pooled is not None:
             out[label] = pooled
@@ -487,18 +488,17 @@ def _unit(v: float | None) -> float | None:
     return None if v is None else min(max(v, 0.0), 1.0)
 
 
-def _test_splits_text(data: StudyData, evs: dict[str, Evidence], pooled: dict[str, MeanCI]) -> str:
+def _test_splits_text(data: StudyData, per_split: dict[str, list[float]], pooled: dict[str, MeanCI]) -> str:
     """What the pooled column is, and each model against the baseline split by split (the split moves every
     model together, so the paired differences are what separates them)."""
     text = (f"These settings differ only in which examples they hold out for testing, so the last column pools "
-            f"them: the mean over the {len(evs)} splits of each model's mean over seeds, with Nadeau and Bengio's "
-            "corrected 95% t-interval over splits, which allows for the splits sharing examples.")
+            f"them: the mean over the {len(data.settings)} splits of each model's mean over seeds, with Nadeau and "
+            "Bengio's corrected 95% t-interval over splits, which allows for the splits sharing examples.")
     missing = [label for label in data.labels if label not in pooled]
     if missing:
         text += f" Not pooled, for want of a complete run in every split: {', '.join(missing)}."
     base = data.baseline
     if base in pooled:
-        per_split = _split_means(data, evs)
         parts = []
         for label in pooled:
             if label == base:
